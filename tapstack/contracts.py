@@ -1,0 +1,92 @@
+"""The project's contracts in one place: settings (names, ports, versions) and the order schema.
+
+Everything reads names through here; nothing else spells a topic, index, group or port.
+Endpoints and ports can be overridden per process from the environment, so tests and a demo
+can run side by side and compose can point at service names:
+
+    TAP_KAFKA_BOOTSTRAP   host:port list       (default localhost:<ports.kafka>)
+    TAP_ES_URL            Elasticsearch URL     (default http://localhost:<ports.elasticsearch>)
+    TAP_PORT_<NAME>       any [ports] entry, e.g. TAP_PORT_KAFKA=19092
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+# The repository root; containers that copy the tree elsewhere set TAP_HOME.
+ROOT = Path(os.environ.get("TAP_HOME") or Path(__file__).resolve().parents[1])
+CONTRACTS_DIR = ROOT / "contracts"
+SETTINGS_FILE = CONTRACTS_DIR / "settings.toml"
+ORDER_SCHEMA_FILE = CONTRACTS_DIR / "order.schema.json"
+
+
+@cache
+def settings() -> dict[str, Any]:
+    """The parsed settings file."""
+    return tomllib.loads(SETTINGS_FILE.read_text(encoding="utf-8"))
+
+
+@cache
+def order_schema() -> dict[str, Any]:
+    """The JSON Schema of one order log line."""
+    return json.loads(ORDER_SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def version(component: str) -> str:
+    return settings()["versions"][component]
+
+
+def port(name: str) -> int:
+    return int(os.environ.get(f"TAP_PORT_{name.upper()}", settings()["ports"][name]))
+
+
+def topic(role: str) -> str:
+    """Topic name by role: purchase, analysis, dashboard or dead_letter."""
+    return settings()["topics"][role]
+
+
+def all_topics() -> list[str]:
+    return [topic(role) for role in ("purchase", "analysis", "dashboard", "dead_letter")]
+
+
+def consumer_group(role: str) -> str:
+    return settings()["consumer_groups"][role]
+
+
+def index(role: str) -> str:
+    """Index name by role: orders or lines."""
+    return settings()["indices"][role]
+
+
+def kafka_bootstrap() -> str:
+    return os.environ.get("TAP_KAFKA_BOOTSTRAP") or f"localhost:{port('kafka')}"
+
+
+def elasticsearch_url() -> str:
+    return os.environ.get("TAP_ES_URL") or f"http://localhost:{port('elasticsearch')}"
+
+
+def elasticsearch_auth() -> tuple[str, str] | None:
+    """Basic-auth pair from the environment (compose runs with security on); None natively."""
+    user, password = os.environ.get("TAP_ES_USER"), os.environ.get("TAP_ES_PASSWORD")
+    return (user, password) if user and password else None
+
+
+def enrichment(rule: str) -> Any:
+    """An enrichment setting; TAP_<RULE> in the environment overrides the file."""
+    value = settings()["enrichment"][rule]
+    override = os.environ.get(f"TAP_{rule.upper()}")
+    if override is None:
+        return value
+    return type(value)(override)
+
+
+def streaming(option: str) -> Any:
+    value = settings()["streaming"][option]
+    override = os.environ.get(f"TAP_{option.upper()}")
+    return value if override is None else type(value)(override)

@@ -1,0 +1,1 @@
+"""Topic_Dashboard -> Elasticsearch: the native stand-in for the Logstash pipeline."""
