@@ -11,3 +11,43 @@ app = typer.Typer(
 )
 
 # Sub-commands register below, one line each.
+
+from tapstack.simulator.cli import app as simulate_app  # noqa: E402
+
+app.add_typer(simulate_app, name="simulate", help="Write simulated shop orders to an orders log.")
+
+from tapstack.behaviour_cli import app as model_app  # noqa: E402
+
+app.add_typer(model_app, name="model", help="Train and evaluate the behaviour model.")
+
+from tapstack import pipeline_cli  # noqa: E402
+from tapstack.console import friendly_errors  # noqa: E402
+from tapstack.native.cli import app as stack_app  # noqa: E402
+
+app.add_typer(stack_app, name="stack", help="Start, inspect and stop the native stack.")
+app.add_typer(pipeline_cli.topics_app, name="topics", help="Kafka topics from the settings.")
+app.add_typer(pipeline_cli.es_app, name="es", help="Elasticsearch index templates and indices.")
+app.command(help="Tail the orders log into Topic_Purchase (the native Fluent Bit).")(
+    pipeline_cli.collect
+)
+app.command(help="Load Topic_Dashboard into Elasticsearch (the native Logstash).")(
+    pipeline_cli.load
+)
+app.command(help="Print the CEO summary from Elasticsearch.")(pipeline_cli.summary)
+
+
+@app.command()
+@friendly_errors
+def demo(
+    orders: int = typer.Option(300, help="How many simulated orders to stream."),
+    rate: float = typer.Option(50.0, help="Orders per second written to the log."),
+    seed: int = typer.Option(7, help="Simulator seed."),
+    keep_running: bool = typer.Option(False, help="Leave the stack running afterwards."),
+) -> None:
+    """Run the whole pipeline on real engines and print the CEO summary."""
+    from tapstack import demo as demo_module
+    from tapstack import preflight
+
+    preflight.check()
+    if not demo_module.run(orders=orders, rate=rate, seed=seed, keep_running=keep_running):
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""TAP's Spark jobs: process_orders (Spark SQL) and behaviour (MLlib), and the behaviour model."""

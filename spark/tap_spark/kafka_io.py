@@ -1,0 +1,88 @@
+"""Kafka in and out for both jobs: the source, the one sink that routes each row to its topic,
+the dead-letter record, and the ready marker the native stack waits on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from tapstack import contracts
+from tapstack.readiness import mark_ready  # noqa: F401  (re-exported for the jobs)
+
+
+def read_topic(spark: SparkSession, topic: str) -> DataFrame:
+    """A topic from the earliest offset; a truncated topic does not stop the query."""
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", contracts.kafka_bootstrap())
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "false")
+        .option("maxOffsetsPerTrigger", str(contracts.streaming("max_offsets_per_trigger")))
+        .load()
+    )
+
+
+def dead_letter_headers(stage: str, partition: str, offset: str) -> Column:
+    """Why and where from, as Kafka headers: the value stays the original bytes untouched."""
+
+    def header(name: str, value: Column) -> Column:
+        return F.struct(F.lit(name).alias("key"), value.cast("string").cast("binary").alias("value"))
+
+    return F.array(
+        header("tap.error.reason", F.col("reason")),
+        header("tap.error.stage", F.lit(stage)),
+        header("tap.source.topic", F.col("source_topic")),
+        header("tap.source.partition", F.col(partition)),
+        header("tap.source.offset", F.col(offset)),
+        header("tap.error.time", F.date_format(F.current_timestamp(), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")),
+    )
+
+
+def routed(
+    rows: DataFrame,
+    good_topic: str,
+    key: Column,
+    value: Column,
+    stage: str,
+    position: tuple[str, str] = ("source_partition", "source_offset"),
+) -> DataFrame:
+    """One Kafka record per row: good rows to good_topic, rows with a reason to the dead letter.
+
+    position names the columns holding the input record's Kafka partition and offset.
+    """
+    bad = F.col("reason").isNotNull()
+    no_headers = F.array().cast("array<struct<key:string,value:binary>>")
+    return rows.select(
+        F.when(bad, F.col("raw_key")).otherwise(key.cast("binary")).alias("key"),
+        F.when(bad, F.col("raw_value")).otherwise(value.cast("binary")).alias("value"),
+        F.when(bad, F.lit(contracts.topic("dead_letter"))).otherwise(F.lit(good_topic)).alias("topic"),
+        F.when(bad, dead_letter_headers(stage, *position)).otherwise(no_headers).alias("headers"),
+    )
+
+
+def write(records: DataFrame, name: str) -> StreamingQuery:
+    """Start the Kafka sink with a checkpoint per query and the configured trigger."""
+    checkpoint = Path(os.environ.get("TAP_CHECKPOINT_DIR", "checkpoints")) / name
+    return (
+        records.writeStream.format("kafka")
+        .queryName(name)
+        .option("kafka.bootstrap.servers", contracts.kafka_bootstrap())
+        .option("kafka.acks", "all")
+        .option("kafka.linger.ms", "5")
+        .option("checkpointLocation", str(checkpoint))
+        .outputMode("append")
+        .trigger(processingTime=contracts.streaming("trigger"))
+        .start()
+    )
+
+
+def required_env(name: str, hint: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"{name} is not set: {hint}")
+    return value

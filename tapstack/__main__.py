@@ -1,0 +1,3 @@
+from tapstack.cli import app
+
+app(prog_name="tap")

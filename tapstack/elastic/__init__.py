@@ -1,0 +1,1 @@
+"""Elasticsearch: the client, the index templates (kibana/index-templates) and their install."""

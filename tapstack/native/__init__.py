@@ -1,0 +1,1 @@
+"""The native stack: real Kafka, Elasticsearch and Spark as local processes, no Docker."""

@@ -1,0 +1,148 @@
+"""Start, find and stop the stack's background processes.
+
+Each process runs in its own session (process group) so that stopping it also stops what it
+spawned (Elasticsearch's launcher and its JVM, PySpark and its JVM). Its pid and start time are
+kept in <run>/pids/<name>.json; the start time guards against signalling a reused pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass(frozen=True)
+class Managed:
+    name: str
+    pid: int
+    started: float
+    log: Path
+
+
+def _pid_file(run_dir: Path, name: str) -> Path:
+    return run_dir / "pids" / f"{name}.json"
+
+
+def start(
+    run_dir: Path,
+    name: str,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> Managed:
+    """Start argv in the background, its output appended to <run>/logs/<name>.log."""
+    existing = find(run_dir, name)
+    if existing is not None:
+        return existing
+    log = run_dir / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    _pid_file(run_dir, name).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+            user=user,
+        )
+    started = psutil.Process(proc.pid).create_time()
+    managed = Managed(name, proc.pid, started, log)
+    _pid_file(run_dir, name).write_text(json.dumps({"pid": proc.pid, "started": started}))
+    return managed
+
+
+def find(run_dir: Path, name: str) -> Managed | None:
+    """The running process registered under name, or None (stale pid files are removed)."""
+    path = _pid_file(run_dir, name)
+    try:
+        data = json.loads(path.read_text())
+        proc = psutil.Process(data["pid"])
+        if abs(proc.create_time() - data["started"]) < 1 and proc.status() != psutil.STATUS_ZOMBIE:
+            return Managed(name, data["pid"], data["started"], run_dir / "logs" / f"{name}.log")
+    except (FileNotFoundError, json.JSONDecodeError, psutil.NoSuchProcess, KeyError):
+        pass
+    path.unlink(missing_ok=True)
+    return None
+
+
+def registered(run_dir: Path) -> list[str]:
+    return sorted(p.stem for p in (run_dir / "pids").glob("*.json"))
+
+
+def _group_members(pid: int) -> list[psutil.Process]:
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return []
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return members
+
+
+def stop(run_dir: Path, name: str, timeout: float = 30.0, hard: bool = False) -> bool:
+    """Stop a process and its group: SIGTERM, then SIGKILL after timeout (at once if hard)."""
+    managed = find(run_dir, name)
+    if managed is None:
+        return False
+    members = _group_members(managed.pid)
+    sig = signal.SIGKILL if hard else signal.SIGTERM
+    try:
+        os.killpg(managed.pid, sig)
+    except ProcessLookupError:
+        pass
+    _, alive = psutil.wait_procs(members, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+    _pid_file(run_dir, name).unlink(missing_ok=True)
+    return True
+
+
+def kill_hard(run_dir: Path, name: str) -> bool:
+    """kill -9 the whole group, as a crash would."""
+    return stop(run_dir, name, timeout=5, hard=True)
+
+
+def wait_until(check, timeout: float, interval: float = 0.5, what: str = "condition"):
+    """Poll check() until it returns a truthy value; raise TimeoutError naming what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def rss_bytes(run_dir: Path, name: str) -> int:
+    """Resident memory of a process and everything in its group."""
+    managed = find(run_dir, name)
+    if managed is None:
+        return 0
+    total = 0
+    for proc in _group_members(managed.pid):
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total

@@ -1,0 +1,170 @@
+"""The native stack: one run folder holding every process's data, logs, pids and checkpoints.
+
+    .run/<name>/
+      kafka/ elasticsearch/        engine config and data
+      logs/<process>.log           every process's output
+      pids/<process>.json          what runs
+      shop/orders.log              the orders log (the plugin's, here the simulator's)
+      collector/                   the tailer's persisted offsets
+      checkpoints/<query>/         Spark checkpoints
+      ready/<process>              written by a pipeline process once it is serving
+      secrets/customer_key         the HMAC key for customer ids (generated, 0600)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tapstack import contracts
+from tapstack.elastic import templates
+from tapstack.elastic.client import connect
+from tapstack.native import elasticsearch, engines, kafka, processes
+from tapstack.native.errors import StackError
+
+RUN_ROOT = contracts.ROOT / ".run"
+ENGINES = ("kafka", "elasticsearch")
+PIPELINE = ("tailer", "process_orders", "behaviour", "loader")
+
+
+@dataclass
+class Stack:
+    name: str = "demo"
+
+    @property
+    def run_dir(self) -> Path:
+        return RUN_ROOT / self.name
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "shop" / contracts.settings()["shop"]["log_name"]
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(os.environ.get("TAP_MODEL_DIR") or RUN_ROOT / "model")
+
+    # -- engines -------------------------------------------------------------------------
+
+    def start_engines(self, say=print, timeout: float = 180) -> None:
+        """Fetch if needed, start Kafka and Elasticsearch, wait for health, create topics and
+        install the index templates."""
+        found = engines.fetch(say=say)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        say(f"Starting Kafka (KRaft) on port {contracts.port('kafka')}...")
+        kafka.start(self.run_dir, found.kafka_libs)
+        say(f"Starting Elasticsearch on port {contracts.port('elasticsearch')}...")
+        elasticsearch.start(self.run_dir, found.elasticsearch_home)
+        self._wait_healthy("kafka", kafka.healthy, timeout)
+        say(f"Kafka is up; topics created: {', '.join(kafka.create_topics()) or 'all existed'}.")
+        self._wait_healthy("elasticsearch", elasticsearch.healthy, timeout)
+        created = templates.install(connect())
+        say(f"Elasticsearch is up; index templates installed, indices created: "
+            f"{', '.join(created) or 'all existed'}.")
+
+    def _wait_healthy(self, name: str, check, timeout: float) -> None:
+        def ready():
+            if processes.find(self.run_dir, name) is None:
+                log = self.run_dir / "logs" / f"{name}.log"
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
+                raise StackError(f"{name} exited during start-up. Last lines of {log}:\n{tail}")
+            return check()
+
+        try:
+            processes.wait_until(ready, timeout=timeout, interval=1, what=f"{name} health")
+        except TimeoutError as exc:
+            raise StackError(f"{exc}; see {self.run_dir / 'logs'}") from exc
+
+    # -- pipeline ------------------------------------------------------------------------
+
+    def customer_key(self) -> str:
+        """The HMAC key for customer ids: TAP_CUSTOMER_KEY, else one generated per run folder."""
+        if os.environ.get("TAP_CUSTOMER_KEY"):
+            return os.environ["TAP_CUSTOMER_KEY"]
+        path = self.run_dir / "secrets" / "customer_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def pipeline_env(self) -> dict[str, str]:
+        return {
+            "TAP_KAFKA_BOOTSTRAP": contracts.kafka_bootstrap(),
+            "TAP_ES_URL": contracts.elasticsearch_url(),
+            "TAP_CHECKPOINT_DIR": str(self.run_dir / "checkpoints"),
+            "TAP_SPARK_JARS": str(engines.spark_kafka_dir()),
+            "TAP_CUSTOMER_KEY": self.customer_key(),
+            "TAP_MODEL_DIR": str(self.model_dir),
+            "TAP_READY_DIR": str(self.run_dir / "ready"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def command(self, process: str) -> list[str]:
+        py = sys.executable
+        return {
+            "tailer": [py, "-m", "tapstack", "collect", "--log", str(self.log_path),
+                       "--state", str(self.run_dir / "collector" / "offsets.json")],
+            "process_orders": [py, "-m", "tap_spark.process_orders"],
+            "behaviour": [py, "-m", "tap_spark.behaviour"],
+            "loader": [py, "-m", "tapstack", "load"],
+        }[process]
+
+    def start_process(self, process: str) -> processes.Managed:
+        (self.run_dir / "ready" / process).unlink(missing_ok=True)
+        return processes.start(
+            self.run_dir, process, self.command(process), env=self.pipeline_env(), cwd=contracts.ROOT
+        )
+
+    def start_pipeline(self, say=print) -> None:
+        if not (self.model_dir / "tap_model.json").exists():
+            raise StackError(f"No behaviour model in {self.model_dir}: run `tap model train` first.")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.touch()
+        for process in PIPELINE:
+            say(f"Starting {process}...")
+            self.start_process(process)
+
+    def wait_pipeline_ready(self, timeout: float = 240, processes_: tuple = PIPELINE) -> None:
+        def ready():
+            for process in processes_:
+                if processes.find(self.run_dir, process) is None:
+                    log = self.run_dir / "logs" / f"{process}.log"
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+                    raise StackError(f"{process} exited. Last lines of {log}:\n{tail}")
+            return all((self.run_dir / "ready" / p).exists() for p in processes_)
+
+        try:
+            processes.wait_until(ready, timeout=timeout, interval=0.5, what="the pipeline")
+        except TimeoutError as exc:
+            raise StackError(f"{exc}; see {self.run_dir / 'logs'}") from exc
+
+    # -- status and stop -----------------------------------------------------------------
+
+    def status(self) -> list[dict]:
+        rows = []
+        for name in (*ENGINES, *PIPELINE):
+            managed = processes.find(self.run_dir, name)
+            rows.append(
+                {
+                    "process": name,
+                    "running": managed is not None,
+                    "pid": managed.pid if managed else None,
+                    "rss_mib": processes.rss_bytes(self.run_dir, name) / 2**20 if managed else 0,
+                    "ready": (self.run_dir / "ready" / name).exists() if name in PIPELINE else None,
+                }
+            )
+        return rows
+
+    def stop(self, say=print, purge: bool = False) -> None:
+        """Stop the pipeline first (so nothing writes to a stopped broker), then the engines."""
+        for name in (*PIPELINE, *reversed(ENGINES)):
+            if processes.stop(self.run_dir, name):
+                say(f"Stopped {name}.")
+        for name in processes.registered(self.run_dir):
+            processes.stop(self.run_dir, name)
+        if purge:
+            shutil.rmtree(self.run_dir, ignore_errors=True)

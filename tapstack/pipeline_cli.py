@@ -1,0 +1,86 @@
+"""The long-running pipeline processes and the one-off setup steps, as `tap` commands."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import typer
+
+from tapstack.console import console, friendly_errors, say, setup_logging
+from tapstack.readiness import mark_ready
+
+
+def _stop_flag():
+    """A should_stop() that turns true on SIGTERM/SIGINT, so a stop finishes the batch."""
+    state = {"stop": False}
+
+    def request(*_):
+        state["stop"] = True
+
+    signal.signal(signal.SIGTERM, request)
+    signal.signal(signal.SIGINT, request)
+    return lambda: state["stop"]
+
+
+def collect(
+    log: Path = typer.Option(..., help="The orders log to tail."),
+    state: Path = typer.Option(..., help="Where the tail position is kept."),
+) -> None:
+    """Tail the orders log into Topic_Purchase (the native Fluent Bit)."""
+    from tapstack.collector.tailer import Tailer
+
+    setup_logging()
+    tailer = Tailer(log, state)
+    mark_ready("tailer")
+    try:
+        tailer.run(should_stop=_stop_flag())
+    finally:
+        tailer.close()
+
+
+def load() -> None:
+    """Load Topic_Dashboard into Elasticsearch (the native Logstash)."""
+    from tapstack.loader.es_loader import Loader
+
+    setup_logging()
+    loader = Loader()
+    mark_ready("loader")
+    try:
+        loader.run(should_stop=_stop_flag())
+    finally:
+        loader.close()
+
+
+topics_app = typer.Typer(no_args_is_help=True)
+es_app = typer.Typer(no_args_is_help=True)
+
+
+@topics_app.command("create")
+@friendly_errors
+def topics_create() -> None:
+    """Create the four topics from contracts/settings.toml (idempotent)."""
+    from tapstack.native import kafka
+
+    created = kafka.create_topics()
+    say(f"Topics created: {', '.join(created) or 'all existed'}")
+
+
+@es_app.command("setup")
+@friendly_errors
+def es_setup() -> None:
+    """Install the index templates and create the indices (idempotent)."""
+    from tapstack.elastic import templates
+    from tapstack.elastic.client import connect
+
+    created = templates.install(connect())
+    say(f"Index templates installed; indices created: {', '.join(created) or 'all existed'}")
+
+
+@friendly_errors
+def summary() -> None:
+    """Print the CEO summary from Elasticsearch."""
+    from tapstack.elastic.client import connect
+    from tapstack.report.summary import print_summary
+
+    print_summary(connect(), console)

@@ -1,0 +1,36 @@
+"""Checks before the native stack starts, each failing with what to do about it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+from tapstack.native.errors import StackError
+
+MIN_JAVA = 17
+
+
+def java_major() -> int:
+    if shutil.which("java") is None:
+        raise StackError(
+            f"Java is not installed. Install a JDK {MIN_JAVA}+ "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jdk-headless)."
+        )
+    out = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise StackError(f"Could not read the Java version from: {out.strip()}")
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 else major
+
+
+def check() -> None:
+    if sys.version_info < (3, 11):
+        raise StackError("Python 3.11 or newer is needed.")
+    major = java_major()
+    if major < MIN_JAVA:
+        raise StackError(f"Java {major} found; Kafka 4, Spark 4 and Elasticsearch 8 need {MIN_JAVA}+.")
+    if shutil.which("mvn") is None:
+        raise StackError("Maven (mvn) is not installed: apt-get install maven.")
