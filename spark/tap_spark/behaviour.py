@@ -49,11 +49,11 @@ def label_records(records, model):
 
 def main() -> None:
     model_dir = os.environ.get("TAP_MODEL_DIR", str(contracts.ROOT / ".run" / "model"))
+    spark = local_session(NAME)
     try:
-        model = load(model_dir)
+        model = load(model_dir, spark=spark)
     except ModelError as exc:
         raise SystemExit(f"behaviour: {exc}") from exc
-    spark = local_session(NAME)
     records = read_topic(spark, contracts.topic("analysis"))
     query = write(label_records(records, model), NAME)
     mark_ready(NAME)

@@ -1,0 +1,124 @@
+"""`tap model`: train the behaviour model and measure it against the seed's model.
+
+    tap model train                     # training_data/training_data.csv -> .run/model
+    tap model evaluate                  # held-out simulated orders: ours vs the seed's K-Means
+
+The model itself lives in spark/tap_spark/model.py; this is only its command line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tapstack.contracts import ROOT
+
+DEFAULT_DATA = ROOT / "training_data" / "training_data.csv"
+DEFAULT_MODEL_DIR = ROOT / ".run" / "model"
+
+app = typer.Typer(
+    help="Train and evaluate the behaviour model (Spark MLlib K-Means).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+
+
+def _model_module():
+    """tap_spark.model, imported late (PySpark is heavy) and found in the tree if not installed."""
+    try:
+        return importlib.import_module("tap_spark.model")
+    except ModuleNotFoundError as error:
+        if error.name not in ("tap_spark", "tap_spark.model"):
+            raise
+        sys.path.insert(0, str(ROOT / "spark"))
+        return importlib.import_module("tap_spark.model")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Training CSV.")] = DEFAULT_DATA,
+    out: Annotated[Path, typer.Option(help="Model directory (replaced).")] = DEFAULT_MODEL_DIR,
+) -> None:
+    """Train the model on DATA and save it to OUT (PipelineModel + tap_model.json)."""
+    model = _model_module()
+    started = time.monotonic()
+    try:
+        meta = model.train(data, out)
+    except model.ModelError as error:
+        console.print(f"[red]cannot train:[/red] {error}")
+        raise typer.Exit(1) from error
+    table = Table(title=f"behaviour model {meta['version']}", show_header=False)
+    table.add_row("saved to", str(out))
+    table.add_row("training rows", str(meta["training_rows"]))
+    for centre in meta["centres"]:
+        table.add_row(
+            f"centre {centre['cluster']} ({centre['behaviour']})",
+            f"{centre['duration_seconds']:.0f} s, {centre['pages_viewed']:.1f} pages",
+        )
+    boundary = meta["boundary"]
+    table.add_row(
+        "boundary", f"{boundary['duration_seconds']:.1f} s at {boundary['pages_viewed']} pages"
+    )
+    table.add_row("silhouette", f"{meta['silhouette']:.4f}")
+    table.add_row("training accuracy", _pct(meta["accuracy"]))
+    table.add_row("time", f"{time.monotonic() - started:.1f} s")
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Option("--model", help="Model directory.")] = (
+        DEFAULT_MODEL_DIR
+    ),
+    n: Annotated[int, typer.Option("--rows", "-n", min=10, help="Held-out orders.")] = 5000,
+    seed: Annotated[int | None, typer.Option(help="Simulator seed of the held-out set.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Training CSV for the seed's model (default: ours).")
+    ] = None,
+) -> None:
+    """Label held-out simulated orders with our model and with the seed's; compare accuracy."""
+    model = _model_module()
+    try:
+        result = model.evaluate(
+            model_dir, n=n, seed=model.EVALUATION_SEED if seed is None else seed, csv_path=data
+        )
+    except model.ModelError as error:
+        console.print(f"[red]cannot evaluate:[/red] {error}")
+        raise typer.Exit(1) from error
+    ours, theirs = result["model"], result["seed_model"]
+    table = Table(
+        title=f"{result['rows']} held-out orders (simulator seed {result['seed']})",
+        caption=f"ours = {result['model_version']}; seed's = K-Means(k=2) on raw duration",
+    )
+    table.add_column("")
+    table.add_column("ours", justify="right")
+    table.add_column("seed's", justify="right")
+    table.add_row("accuracy", _pct(ours["accuracy"]), _pct(theirs["accuracy"]))
+    for truth in ("Impulsive", "Reasoned"):
+        for predicted in ("Impulsive", "Reasoned"):
+            table.add_row(
+                f"{truth} -> {predicted}",
+                str(ours["confusion"][truth][predicted]),
+                str(theirs["confusion"][truth][predicted]),
+            )
+    table.add_row("silhouette (training)", f"{result['silhouette']:.4f}", "-")
+    boundary = result["boundary"]
+    seed_cut = sum(theirs["centres_seconds"]) / 2
+    table.add_row(
+        "duration boundary",
+        f"{boundary['duration_seconds']:.1f} s at {boundary['pages_viewed']} pages",
+        f"{seed_cut:.0f} s",
+    )
+    console.print(table)

@@ -1,0 +1,222 @@
+"""The behaviour model: training, metadata, the Impulsive/Reasoned boundary, loading, quality.
+
+Trains once on the committed training CSV (module fixture) and reuses one SparkSession.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from spark_fixtures import spark  # noqa: F401  (session-scoped fixture)
+
+from tapstack.contracts import ROOT
+
+pytestmark = pytest.mark.spark
+
+TRAINING_CSV = ROOT / "training_data" / "training_data.csv"
+
+
+@pytest.fixture(scope="module")
+def mod(spark):  # noqa: F811
+    from tap_spark import model
+
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained(mod, spark, tmp_path_factory):  # noqa: F811
+    model_dir = tmp_path_factory.mktemp("behaviour") / "model"
+    metadata = mod.train(TRAINING_CSV, model_dir, spark=spark)
+    return model_dir, metadata
+
+
+@pytest.fixture(scope="module")
+def loaded(mod, spark, trained):  # noqa: F811
+    return mod.load(trained[0], spark=spark)
+
+
+def _frame(spark, rows):  # noqa: F811
+    return spark.createDataFrame(
+        rows, "order_id BIGINT, duration_session BIGINT, pages_viewed INT, note STRING"
+    )
+
+
+def test_metadata_describes_the_model(trained, mod):
+    model_dir, meta = trained
+    assert json.loads((model_dir / "tap_model.json").read_text(encoding="utf-8")) == meta
+    assert (model_dir / "pipeline" / "metadata").is_dir()
+    assert re.fullmatch(r"behaviour-\d{8}-[0-9a-f]{8}", meta["version"])
+    assert meta["training_rows"] == 4000
+    assert meta["features"] == ["duration_session", "pages_viewed"]
+    assert meta["spark_version"].split(".")[:2] == ["4", "1"]
+    assert len(meta["centres"]) == 2
+    for centre in meta["centres"]:
+        assert {"cluster", "behaviour", "duration_seconds", "pages_viewed"} <= set(centre)
+    assert 0.5 < meta["silhouette"] <= 1.0
+    assert meta["accuracy"] >= 0.97
+    assert meta["boundary"]["duration_seconds"] > 0
+
+
+def test_impulsive_is_the_shorter_centre(trained):
+    _, meta = trained
+    centres = {c["cluster"]: c for c in meta["centres"]}
+    impulsive = centres[meta["impulsive_cluster"]]
+    reasoned = centres[1 - meta["impulsive_cluster"]]
+    assert impulsive["behaviour"] == "Impulsive" and reasoned["behaviour"] == "Reasoned"
+    assert impulsive["duration_seconds"] < reasoned["duration_seconds"]
+    assert 30 < impulsive["duration_seconds"] < 300
+    assert 600 < reasoned["duration_seconds"] < 2400
+    boundary = meta["boundary"]["duration_seconds"]
+    assert impulsive["duration_seconds"] < boundary < reasoned["duration_seconds"]
+
+
+def test_labels_flip_at_the_boundary(loaded, spark):  # noqa: F811
+    boundary = loaded.metadata["boundary"]
+    seconds, pages = boundary["duration_seconds"], boundary["pages_viewed"]
+    below, above = math.floor(seconds - 0.5), math.ceil(seconds + 0.5)
+    rows = [(1, below, pages, "below"), (2, above, pages, "above")]
+    out = {r["note"]: r["purchase_behaviour"] for r in loaded.label(_frame(spark, rows)).collect()}
+    assert out == {"below": "Impulsive", "above": "Reasoned"}
+
+
+def test_label_adds_three_columns_and_keeps_the_rest(loaded, spark):  # noqa: F811
+    rows = [
+        (1, 45, 2, "quick"),
+        (2, 1800, 25, "considered"),
+        (3, 86400, 3, "abandoned tab"),
+        (4, 0, 1, "no cookie"),
+        (5, None, None, "nulls"),
+    ]
+    frame = _frame(spark, rows)
+    out = loaded.label(frame)
+    assert out.columns == [
+        *frame.columns,
+        "purchase_behaviour",
+        "behaviour_distance",
+        "model_version",
+    ]
+    types = dict(out.dtypes)
+    assert types["behaviour_distance"] == "double" and types["model_version"] == "string"
+    assert types["duration_session"] == "bigint" and types["pages_viewed"] == "int"
+    got = {r["order_id"]: r for r in out.collect()}
+    assert [got[i]["note"] for i in range(1, 6)] == [r[3] for r in rows]
+    assert got[1]["purchase_behaviour"] == "Impulsive"
+    assert got[2]["purchase_behaviour"] == "Reasoned"
+    assert got[4]["purchase_behaviour"] == "Impulsive"
+    assert got[5]["duration_session"] is None
+    assert {r["model_version"] for r in got.values()} == {loaded.metadata["version"]}
+    # The distance is to the chosen centre, which is the nearer one.
+    meta = loaded.metadata
+    mean, std = meta["scaler"]["mean"], meta["scaler"]["std"]
+    centres = {c["cluster"]: c["scaled"] for c in meta["centres"]}
+    for row in got.values():
+        d = min(max(row["duration_session"] or 0, 0), 14400)
+        p = min(max(row["pages_viewed"] or 1, 1), 200)
+        point = [(math.log1p(d) - mean[0]) / std[0], (math.log1p(p) - mean[1]) / std[1]]
+        distances = {k: math.dist(point, c) for k, c in centres.items()}
+        chosen = meta["impulsive_cluster"]
+        if row["purchase_behaviour"] == "Reasoned":
+            chosen = 1 - chosen
+        assert row["behaviour_distance"] == pytest.approx(distances[chosen], rel=1e-9, abs=1e-9)
+        assert distances[chosen] <= distances[1 - chosen] + 1e-9
+
+
+def test_label_works_on_a_stream(loaded, spark, tmp_path: Path):  # noqa: F811
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "part.json").write_text(
+        '{"order_id":1,"duration_session":50,"pages_viewed":2,"note":"a"}\n'
+        '{"order_id":2,"duration_session":2400,"pages_viewed":30,"note":"b"}\n',
+        encoding="utf-8",
+    )
+    stream = spark.readStream.schema(
+        "order_id BIGINT, duration_session BIGINT, pages_viewed INT, note STRING"
+    ).json(str(source))
+    labelled = loaded.label(stream)
+    assert labelled.isStreaming
+    query = (
+        labelled.writeStream.format("memory")
+        .queryName("tap_behaviour_stream_test")
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination(120)
+    rows = spark.sql("SELECT * FROM tap_behaviour_stream_test ORDER BY order_id").collect()
+    assert [r["purchase_behaviour"] for r in rows] == ["Impulsive", "Reasoned"]
+    assert [r["note"] for r in rows] == ["a", "b"]
+
+
+def test_evaluation_beats_the_seed_model(trained, mod, spark):  # noqa: F811
+    result = mod.evaluate(trained[0], n=5000, spark=spark)
+    ours, theirs = result["model"]["accuracy"], result["seed_model"]["accuracy"]
+    assert result["seed"] != 2026  # held out: not the training data's seed
+    assert ours >= 0.97
+    assert ours > theirs + 0.2
+    assert sum(sum(v.values()) for v in result["model"]["confusion"].values()) == 5000
+
+
+def test_seed_model_calls_the_smaller_centre_impulsive(mod, spark):  # noqa: F811
+    seed_model = mod.train_seed_model(TRAINING_CSV, spark=spark)
+    centres = seed_model.centres_seconds
+    assert centres[seed_model.impulsive_cluster] == min(centres)
+
+
+def _write_csv(path: Path, rows) -> Path:
+    lines = ["duration_session,pages_viewed,behaviour"]
+    lines += [f"{d},{p},{b}" for d, p, b in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [(120, 3, "Impulsive")] * 30,  # one distinct point: a single centre
+        [(120, 3, "Impulsive")],  # one row
+        [],  # no rows
+    ],
+    ids=["identical", "one-row", "empty"],
+)
+def test_degenerate_training_data_fails_clearly(mod, spark, tmp_path, rows):  # noqa: F811
+    csv_path = _write_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(mod.ModelError):
+        mod.train(csv_path, tmp_path / "model", spark=spark)
+    assert not (tmp_path / "model").exists()
+
+
+def test_training_data_without_pages_fails_clearly(mod, spark, tmp_path):  # noqa: F811
+    csv_path = tmp_path / "seed.csv"
+    csv_path.write_text("duration_session\n10\n2000\n", encoding="utf-8")
+    with pytest.raises(mod.ModelError, match="pages_viewed"):
+        mod.train(csv_path, tmp_path / "model", spark=spark)
+
+
+def test_load_refuses_missing_or_foreign_models(mod, spark, trained, tmp_path):  # noqa: F811
+    with pytest.raises(mod.ModelError, match="no behaviour model"):
+        mod.load(tmp_path / "nowhere", spark=spark)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(mod.ModelError, match="tap_model.json"):
+        mod.load(tmp_path / "empty", spark=spark)
+
+    def copy_with(name: str, **changes) -> Path:
+        target = tmp_path / name
+        shutil.copytree(trained[0], target)
+        meta_path = target / "tap_model.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta.update(changes)
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+        return target
+
+    with pytest.raises(mod.ModelError, match="Spark 3.5.1"):
+        mod.load(copy_with("old-spark", spark_version="3.5.1"), spark=spark)
+    with pytest.raises(mod.ModelError, match="feature version"):
+        mod.load(copy_with("old-features", feature_version=0), spark=spark)
+    with pytest.raises(mod.ModelError, match="do not belong together"):
+        flipped = 1 - trained[1]["impulsive_cluster"]
+        mod.load(copy_with("mismatch", impulsive_cluster=flipped), spark=spark)
