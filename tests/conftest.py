@@ -1,0 +1,64 @@
+"""Session fixtures: the real engines start once per test session and are shared.
+
+The test stack runs in .run/test on its own ports, so a demo stack can run beside it.
+Fixtures:
+  engines   Kafka + Elasticsearch up, topics created, index templates installed (a Stack)
+  es        an Elasticsearch client on the test stack
+  model_dir a trained behaviour model (trained once per session if .run/model has none)
+  pipeline  tailer, process_orders, behaviour and loader running on the engines (a Pipeline)
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything reads the contracts: the test stack's own ports.
+os.environ.update(
+    {
+        "TAP_PORT_KAFKA": "19092",
+        "TAP_PORT_KAFKA_CONTROLLER": "19093",
+        "TAP_PORT_ELASTICSEARCH": "19200",
+    }
+)
+os.environ.pop("TAP_KAFKA_BOOTSTRAP", None)
+os.environ.pop("TAP_ES_URL", None)
+
+import pytest  # noqa: E402
+
+from tests.support.pipeline import Pipeline  # noqa: E402
+from tapstack.elastic.client import connect  # noqa: E402
+from tapstack.native.stack import RUN_ROOT, Stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def engines():
+    stack = Stack("test")
+    stack.stop(say=lambda _: None, purge=True)
+    stack.start_engines(say=lambda _: None)
+    yield stack
+    stack.stop(say=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def es(engines):
+    client = connect()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def model_dir():
+    from tap_spark.model import train
+
+    path = RUN_ROOT / "model"
+    if not (path / "tap_model.json").exists():
+        train(RUN_ROOT.parent / "training_data" / "training_data.csv", path)
+    os.environ["TAP_MODEL_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pipeline(engines, model_dir):
+    engines.start_pipeline(say=lambda _: None)
+    engines.wait_pipeline_ready()
+    yield Pipeline(engines)

@@ -1,0 +1,125 @@
+"""A handle on the running test pipeline: write orders to its log, wait for them downstream."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterable
+
+from kafka import KafkaConsumer, TopicPartition
+
+from tapstack import contracts
+from tapstack.elastic.client import connect
+from tapstack.native.stack import Stack
+from tapstack.simulator import SimulatedOrder, Simulator, append_orders, format_line
+
+_blocks = itertools.count(1)
+
+
+class Pipeline:
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.es = connect()
+
+    @property
+    def log_path(self):
+        return self.stack.log_path
+
+    @staticmethod
+    def order_id_block() -> int:
+        """A first order id no other test in this session uses (blocks of a million)."""
+        return next(_blocks) * 1_000_000
+
+    def simulate(self, n: int, seed: int = 1) -> list[SimulatedOrder]:
+        """n simulated orders with ids from a fresh block (not yet written)."""
+        return list(Simulator(seed=seed, order_id_start=self.order_id_block()).orders(n))
+
+    def append(self, orders: Iterable[SimulatedOrder]) -> int:
+        return append_orders(self.log_path, orders)
+
+    def append_raw(self, lines: Iterable[str | bytes]) -> None:
+        """Append raw lines (each gets a newline) in one write each, as a broken shop might."""
+        with open(self.log_path, "ab", buffering=0) as log:
+            for line in lines:
+                data = line if isinstance(line, bytes) else line.encode("utf-8")
+                log.write(data + b"\n")
+
+    @staticmethod
+    def line(order: SimulatedOrder) -> str:
+        return format_line(order.event)
+
+    def count_orders(self, order_ids: Iterable[int]) -> int:
+        self.es.indices.refresh(index=contracts.index("orders"))
+        return self.es.count(
+            index=contracts.index("orders"), query={"terms": {"order_id": list(order_ids)}}
+        )["count"]
+
+    def wait_indexed(self, order_ids: list[int], timeout: float = 120) -> int:
+        """Wait until all order_ids are searchable; return how many are (== len on success)."""
+        deadline = time.monotonic() + timeout
+        count = 0
+        while time.monotonic() < deadline:
+            count = self.count_orders(order_ids)
+            if count >= len(order_ids):
+                break
+            time.sleep(0.5)
+        return count
+
+    def orders_by_id(self, order_ids: list[int]) -> dict[int, dict]:
+        hits = self.es.search(
+            index=contracts.index("orders"),
+            query={"terms": {"order_id": order_ids}},
+            size=len(order_ids),
+        )["hits"]["hits"]
+        return {hit["_source"]["order_id"]: hit["_source"] for hit in hits}
+
+    def lines_of(self, order_ids: list[int]) -> list[dict]:
+        self.es.indices.refresh(index=contracts.index("lines"))
+        result = self.es.search(
+            index=contracts.index("lines"),
+            query={"terms": {"order_id": order_ids}},
+            size=10_000,
+        )
+        return [hit["_source"] | {"_id": hit["_id"]} for hit in result["hits"]["hits"]]
+
+    @staticmethod
+    def read_topic(topic: str, timeout: float = 5.0) -> list:
+        """Every record of a topic, from the beginning (no consumer group)."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=contracts.kafka_bootstrap(), enable_auto_commit=False,
+            consumer_timeout_ms=int(timeout * 1000),
+        )
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records = []
+        for record in consumer:
+            records.append(record)
+            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                break
+        consumer.close()
+        return records
+
+    def dead_letters(self) -> list[dict]:
+        """The dead-letter records: value, reason and stage from the headers."""
+        out = []
+        for record in self.read_topic(contracts.topic("dead_letter")):
+            headers = {key: value.decode("utf-8", "replace") for key, value in record.headers}
+            out.append({"value": record.value, "key": record.key, **headers})
+        return out
+
+    def wait_dead_letters(self, predicate, expected: int, timeout: float = 90) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        found: list[dict] = []
+        while time.monotonic() < deadline:
+            found = [d for d in self.dead_letters() if predicate(d)]
+            if len(found) >= expected:
+                break
+            time.sleep(1)
+        return found
+
+    @staticmethod
+    def decode(value: bytes) -> dict:
+        return json.loads(value)
