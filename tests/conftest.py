@@ -1,6 +1,8 @@
 """Session fixtures: the real engines start once per test session and are shared.
 
-The test stack runs in .run/test on its own ports, so a demo stack can run beside it.
+The test stack runs in .run/<TAP_TEST_STACK, default "test"> on its own ports (base
+TAP_TEST_PORT_BASE, default 19000: Kafka base+92, controller base+93, Elasticsearch base+200), so a
+demo stack, or a second test session, can run beside it.
 Fixtures:
   engines   Kafka + Elasticsearch up, topics created, index templates installed (a Stack)
   es        an Elasticsearch client on the test stack
@@ -13,11 +15,13 @@ from __future__ import annotations
 import os
 
 # Before anything reads the contracts: the test stack's own ports.
+_BASE = int(os.environ.get("TAP_TEST_PORT_BASE", "19000"))
+STACK_NAME = os.environ.get("TAP_TEST_STACK", "test")
 os.environ.update(
     {
-        "TAP_PORT_KAFKA": "19092",
-        "TAP_PORT_KAFKA_CONTROLLER": "19093",
-        "TAP_PORT_ELASTICSEARCH": "19200",
+        "TAP_PORT_KAFKA": str(_BASE + 92),
+        "TAP_PORT_KAFKA_CONTROLLER": str(_BASE + 93),
+        "TAP_PORT_ELASTICSEARCH": str(_BASE + 200),
     }
 )
 os.environ.pop("TAP_KAFKA_BOOTSTRAP", None)
@@ -32,7 +36,7 @@ from tapstack.native.stack import RUN_ROOT, Stack  # noqa: E402
 
 @pytest.fixture(scope="session")
 def engines():
-    stack = Stack("test")
+    stack = Stack(STACK_NAME)
     stack.stop(say=lambda _: None, purge=True)
     stack.start_engines(say=lambda _: None)
     yield stack
