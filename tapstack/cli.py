@@ -51,3 +51,8 @@ def demo(
     preflight.check()
     if not demo_module.run(orders=orders, rate=rate, seed=seed, keep_running=keep_running):
         raise typer.Exit(1)
+
+
+from tapstack.shop.cli import app as shop_app  # noqa: E402
+
+app.add_typer(shop_app, name="shop", help="Place real orders in a running shop (Store API bot).")

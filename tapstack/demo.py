@@ -28,7 +28,9 @@ class Written:
     revenue: float = 0.0
 
 
-def paced(orders: Iterable[SimulatedOrder], rate: float, tally: Written) -> Iterator[SimulatedOrder]:
+def paced(
+    orders: Iterable[SimulatedOrder], rate: float, tally: Written
+) -> Iterator[SimulatedOrder]:
     """Yield orders at most `rate` per second (0: as fast as possible), adding up what passes."""
     start = time.monotonic()
     for number, order in enumerate(orders):
@@ -43,7 +45,10 @@ def paced(orders: Iterable[SimulatedOrder], rate: float, tally: Written) -> Iter
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
         console=console,
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 
 from tapstack.native.errors import StackError
 
@@ -27,10 +26,10 @@ def java_major() -> int:
 
 
 def check() -> None:
-    if sys.version_info < (3, 11):
-        raise StackError("Python 3.11 or newer is needed.")
     major = java_major()
     if major < MIN_JAVA:
-        raise StackError(f"Java {major} found; Kafka 4, Spark 4 and Elasticsearch 8 need {MIN_JAVA}+.")
+        raise StackError(
+            f"Java {major} found; Kafka 4, Spark 4 and Elasticsearch 8 need {MIN_JAVA}+."
+        )
     if shutil.which("mvn") is None:
         raise StackError("Maven (mvn) is not installed: apt-get install maven.")

@@ -29,9 +29,9 @@ os.environ.pop("TAP_ES_URL", None)
 
 import pytest  # noqa: E402
 
-from tests.support.pipeline import Pipeline  # noqa: E402
 from tapstack.elastic.client import connect  # noqa: E402
 from tapstack.native.stack import RUN_ROOT, Stack  # noqa: E402
+from tests.support.pipeline import Pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,9 @@ def test_enrichment_follows_the_rules(delivered):
     for order in orders:
         doc = docs[order.order_id]
         total = order.event["total"]
-        assert doc["spender_type"] == ("High Spender" if total > high_spender else "Standard Spender")
+        assert doc["spender_type"] == (
+            "High Spender" if total > high_spender else "Standard Spender"
+        )
         assert doc["stock_alert"] == ("High Demand" if total > high_demand else "Normal Demand")
         assert doc["items_count"] == len(order.event["items"])
         assert doc["units"] == sum(i["quantity"] for i in order.event["items"])

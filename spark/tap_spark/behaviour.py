@@ -43,8 +43,14 @@ def label_records(records, model):
     fields = [f.name for f in analysis_schema().fields] + [name for name, _ in BEHAVIOUR_FIELDS]
     value = F.to_json(F.struct(*fields))
     key = F.col("order_id").cast("string")
-    return routed(labelled, contracts.topic("dashboard"), key, value, NAME,
-                  position=("input_partition", "input_offset"))
+    return routed(
+        labelled,
+        contracts.topic("dashboard"),
+        key,
+        value,
+        NAME,
+        position=("input_partition", "input_offset"),
+    )
 
 
 def main() -> None:

@@ -26,7 +26,5 @@ def hmac_sha256_hex(message: Column, key: str) -> Column:
     if not key:
         raise ValueError("the HMAC key is empty")
     inner_pad, outer_pad = _pads(key.encode("utf-8"))
-    inner = F.unhex(
-        F.sha2(F.concat(F.lit(inner_pad), F.encode(message, "UTF-8")), 256)
-    )
+    inner = F.unhex(F.sha2(F.concat(F.lit(inner_pad), F.encode(message, "UTF-8")), 256))
     return F.sha2(F.concat(F.lit(outer_pad), inner), 256)

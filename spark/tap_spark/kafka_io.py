@@ -31,7 +31,9 @@ def dead_letter_headers(stage: str, partition: str, offset: str) -> Column:
     """Why and where from, as Kafka headers: the value stays the original bytes untouched."""
 
     def header(name: str, value: Column) -> Column:
-        return F.struct(F.lit(name).alias("key"), value.cast("string").cast("binary").alias("value"))
+        return F.struct(
+            F.lit(name).alias("key"), value.cast("string").cast("binary").alias("value")
+        )
 
     return F.array(
         header("tap.error.reason", F.col("reason")),
@@ -39,7 +41,9 @@ def dead_letter_headers(stage: str, partition: str, offset: str) -> Column:
         header("tap.source.topic", F.col("source_topic")),
         header("tap.source.partition", F.col(partition)),
         header("tap.source.offset", F.col(offset)),
-        header("tap.error.time", F.date_format(F.current_timestamp(), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")),
+        header(
+            "tap.error.time", F.date_format(F.current_timestamp(), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
+        ),
     )
 
 
@@ -60,7 +64,9 @@ def routed(
     return rows.select(
         F.when(bad, F.col("raw_key")).otherwise(key.cast("binary")).alias("key"),
         F.when(bad, F.col("raw_value")).otherwise(value.cast("binary")).alias("value"),
-        F.when(bad, F.lit(contracts.topic("dead_letter"))).otherwise(F.lit(good_topic)).alias("topic"),
+        F.when(bad, F.lit(contracts.topic("dead_letter")))
+        .otherwise(F.lit(good_topic))
+        .alias("topic"),
         F.when(bad, dead_letter_headers(stage, *position)).otherwise(no_headers).alias("headers"),
     )
 

@@ -43,7 +43,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType
 
-ROOT = Path(__file__).resolve().parents[2]
+from tapstack.contracts import ROOT
+
 DEFAULT_TRAINING_CSV = ROOT / "training_data" / "training_data.csv"
 DEFAULT_MODEL_DIR = ROOT / ".run" / "model"
 METADATA_FILE = "tap_model.json"

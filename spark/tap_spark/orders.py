@@ -63,8 +63,10 @@ def _field_reasons(line: Column, order: Column) -> list[Column]:
         ok_parent = order["customer"].isNotNull()
         reasons.append(F.when(ok_parent & ~present, F.lit(f"missing field customer.{name}")))
         reasons.append(
-            F.when(ok_parent & present & order["customer"][name].isNull(),
-                   F.lit(f"wrong type for customer.{name}"))
+            F.when(
+                ok_parent & present & order["customer"][name].isNull(),
+                F.lit(f"wrong type for customer.{name}"),
+            )
         )
     return reasons
 
@@ -76,7 +78,9 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
     malformed_item = F.exists(
         items, lambda x: x.isNull() | F.greatest(*[x[f].isNull() for f in item_fields])
     )
-    line_sum = F.aggregate(items, F.lit(0.0), lambda acc, x: acc + F.coalesce(x["total"], F.lit(0.0)))
+    line_sum = F.aggregate(
+        items, F.lit(0.0), lambda acc, x: acc + F.coalesce(x["total"], F.lit(0.0))
+    )
     return [
         F.when(order["order_id"] < 1, F.lit("order_id below 1")),
         F.when(order["total"] < 0, F.lit("negative total")),
@@ -84,14 +88,17 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
         F.when(F.size(items) == 0, F.lit("no items")),
         F.when(malformed_item, F.lit("malformed item")),
         F.when(F.exists(items, lambda x: x["quantity"] < 1), F.lit("item quantity below 1")),
-        F.when(F.exists(items, lambda x: (x["unit_price"] < 0) | (x["total"] < 0)),
-               F.lit("negative item price or total")),
+        F.when(
+            F.exists(items, lambda x: (x["unit_price"] < 0) | (x["total"] < 0)),
+            F.lit("negative item price or total"),
+        ),
         F.when(
             F.abs(line_sum - order["total"]) > rules.total_tolerance,
             F.lit("items do not add up to the total"),
         ),
         F.when(
-            (order["duration_session"] < 0) | (order["duration_session"] > rules.max_session_seconds),
+            (order["duration_session"] < 0)
+            | (order["duration_session"] > rules.max_session_seconds),
             F.lit("duration_session out of range"),
         ),
         F.when(order["pages_viewed"] < 1, F.lit("pages_viewed below 1")),
@@ -130,9 +137,7 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     field_checks = [F.when(is_object, c) for c in _field_reasons(F.col("line"), F.col("order"))]
     value_checks = [F.when(is_object, c) for c in _value_reasons(F.col("order"), rules)]
     reasons = F.array_compact(F.array(*checks, *field_checks, *value_checks))
-    return parsed.withColumn(
-        "reason", F.when(F.size(reasons) > 0, F.concat_ws("; ", reasons))
-    )
+    return parsed.withColumn("reason", F.when(F.size(reasons) > 0, F.concat_ws("; ", reasons)))
 
 
 def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:

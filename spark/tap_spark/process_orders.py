@@ -21,8 +21,9 @@ NAME = "process_orders"
 
 def build(spark, rules: Rules, customer_key: str):
     """The query's output records, before the sink (the tests run it in batch too)."""
-    enriched = enrich(parse_lines(read_topic(spark, contracts.topic("purchase")), rules), rules,
-                      customer_key)
+    enriched = enrich(
+        parse_lines(read_topic(spark, contracts.topic("purchase")), rules), rules, customer_key
+    )
     return to_records(enriched)
 
 

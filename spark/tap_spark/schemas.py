@@ -33,7 +33,10 @@ def spark_type(node: dict[str, Any]) -> DataType:
     kind = node.get("type")
     if kind == "object":
         return StructType(
-            [StructField(name, spark_type(child), True) for name, child in node["properties"].items()]
+            [
+                StructField(name, spark_type(child), True)
+                for name, child in node["properties"].items()
+            ]
         )
     if kind == "array":
         return ArrayType(spark_type(node["items"]), True)
@@ -65,9 +68,7 @@ ENRICHMENT_FIELDS: list[tuple[str, DataType]] = [
 ]
 
 # Order fields carried unchanged to Topic_Analysis (customer is replaced by customer_id).
-CARRIED_ORDER_FIELDS = [
-    name for name in order_schema()["properties"] if name != "customer"
-]
+CARRIED_ORDER_FIELDS = [name for name in order_schema()["properties"] if name != "customer"]
 
 # Fields the behaviour job adds.
 BEHAVIOUR_FIELDS: list[tuple[str, DataType]] = [

@@ -25,8 +25,8 @@ from tapstack.collector.offsets import OffsetStore, Position
 
 log = logging.getLogger("tap.collector")
 
-MAX_MESSAGE_BYTES = 1_000_000          # the broker's default message.max.bytes, less headroom
-MAX_DEAD_LETTER_BYTES = 15 * 2**20     # Topic_DeadLetter accepts up to 16 MiB
+MAX_MESSAGE_BYTES = 1_000_000  # the broker's default message.max.bytes, less headroom
+MAX_DEAD_LETTER_BYTES = 15 * 2**20  # Topic_DeadLetter accepts up to 16 MiB
 READ_CHUNK = 4 * 2**20
 
 
@@ -183,7 +183,9 @@ class Tailer:
         self.position = position
         self.store.save(position)
 
-    def run(self, idle_sleep: float = 0.05, should_stop: Callable[[], bool] = lambda: False) -> None:
+    def run(
+        self, idle_sleep: float = 0.05, should_stop: Callable[[], bool] = lambda: False
+    ) -> None:
         backoff = 0.5
         while not should_stop():
             try:

@@ -53,6 +53,8 @@ def install(es: Elasticsearch) -> list[str]:
             # An existing index keeps its settings; the refresh interval must still be explicit.
             es.indices.put_settings(
                 index=name,
-                settings={"index": {"refresh_interval": body["template"]["settings"]["refresh_interval"]}},
+                settings={
+                    "index": {"refresh_interval": body["template"]["settings"]["refresh_interval"]}
+                },
             )
     return created

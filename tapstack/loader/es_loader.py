@@ -125,7 +125,10 @@ class Loader:
             result = next(iter(item.values()))
             if result.get("error") and id(owner) not in rejected:
                 error = result["error"]
-                rejected[id(owner)] = (owner, f"elasticsearch: {error.get('type')}: {error.get('reason')}")
+                rejected[id(owner)] = (
+                    owner,
+                    f"elasticsearch: {error.get('type')}: {error.get('reason')}",
+                )
         return list(rejected.values())
 
     def _dead_letter(self, record, reason: str) -> None:

@@ -27,7 +27,10 @@ HEAP = "-Xms512m -Xmx512m"
 def java_home() -> Path:
     java = shutil.which("java")
     if java is None:
-        raise StackError("Java is not installed: install a JDK 17 or newer (apt-get install openjdk-17-jdk-headless).")
+        raise StackError(
+            "Java is not installed: install a JDK 17 or newer "
+            "(apt-get install openjdk-17-jdk-headless)."
+        )
     return Path(os.path.realpath(java)).parent.parent
 
 
@@ -39,8 +42,14 @@ def _service_user() -> str | None:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SERVICE_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
             check=True,
         )
     return SERVICE_USER

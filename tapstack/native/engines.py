@@ -29,7 +29,9 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <dependencies>{deps}</dependencies>
 </project>
 """
-_DEP = "<dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>"
+_DEP = (
+    "<dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>"
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,11 @@ def fetch(say=print) -> Engines:
             [
                 ("org.apache.kafka", f"kafka_{scala}", version("kafka")),
                 ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
-                ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),  # Kafka uses SLF4J 1.7
+                (
+                    "org.apache.logging.log4j",
+                    "log4j-slf4j-impl",
+                    LOG4J_VERSION,
+                ),  # Kafka uses SLF4J 1.7
             ],
         )
     if not (spark_kafka_dir() / ".complete").exists():
@@ -95,7 +101,9 @@ def fetch(say=print) -> Engines:
 
 def _require_tools() -> None:
     if shutil.which("mvn") is None:
-        raise StackError("Maven (mvn) is not installed: on Debian/Ubuntu run `apt-get install maven`.")
+        raise StackError(
+            "Maven (mvn) is not installed: on Debian/Ubuntu run `apt-get install maven`."
+        )
 
 
 def _mvn(args: list[str], cwd: Path) -> None:
@@ -132,9 +140,8 @@ def _copy_dependencies(
 
 
 def _fetch_elasticsearch(target: Path) -> None:
-    coordinate = (
-        f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version('elasticsearch')}:zip"
-    )
+    group = "org.elasticsearch.distribution.integ-test-zip"
+    coordinate = f"{group}:elasticsearch:{version('elasticsearch')}:zip"
     shutil.rmtree(target, ignore_errors=True)
     with tempfile.TemporaryDirectory() as work:
         _mvn(
@@ -144,7 +151,9 @@ def _fetch_elasticsearch(target: Path) -> None:
         archive = next(Path(work).glob("*.zip"))
         with zipfile.ZipFile(archive) as zipped:
             zipped.extractall(work)
-        unpacked = next(p for p in Path(work).iterdir() if p.is_dir() and p.name.startswith("elastic"))
+        unpacked = next(
+            p for p in Path(work).iterdir() if p.is_dir() and p.name.startswith("elastic")
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(unpacked), target)
     # zipfile drops the executable bits.

@@ -97,9 +97,20 @@ def start(run_dir: Path, libs: Path) -> processes.Managed:
     if not (data / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            _java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
-                  heap="-Xmx256m", log4j=log4j),
-            capture_output=True, text=True, check=False,
+            _java(
+                libs,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+                heap="-Xmx256m",
+                log4j=log4j,
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise StackError(f"Formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -145,8 +156,14 @@ def create_topics() -> list[str]:
                     # Whole oversized lines are kept here (see tapstack.collector.tailer).
                     configs["max.message.bytes"] = str(16 * 2**20)
                 client.create_topics(
-                    [NewTopic(name, topics["partitions"], topics["replication_factor"],
-                              topic_configs=configs)]
+                    [
+                        NewTopic(
+                            name,
+                            topics["partitions"],
+                            topics["replication_factor"],
+                            topic_configs=configs,
+                        )
+                    ]
                 )
                 created.append(name)
             except TopicAlreadyExistsError:

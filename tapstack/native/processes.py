@@ -7,6 +7,7 @@ kept in <run>/pids/<name>.json; the start time guards against signalling a reuse
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -102,16 +103,12 @@ def stop(run_dir: Path, name: str, timeout: float = 30.0, hard: bool = False) ->
         return False
     members = _group_members(managed.pid)
     sig = signal.SIGKILL if hard else signal.SIGTERM
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(managed.pid, sig)
-    except ProcessLookupError:
-        pass
     _, alive = psutil.wait_procs(members, timeout=timeout)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=10)
     _pid_file(run_dir, name).unlink(missing_ok=True)
     return True

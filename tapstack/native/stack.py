@@ -1,14 +1,14 @@
 """The native stack: one run folder holding every process's data, logs, pids and checkpoints.
 
-    .run/<name>/
-      kafka/ elasticsearch/        engine config and data
-      logs/<process>.log           every process's output
-      pids/<process>.json          what runs
-      shop/orders.log              the orders log (the plugin's, here the simulator's)
-      collector/                   the tailer's persisted offsets
-      checkpoints/<query>/         Spark checkpoints
-      ready/<process>              written by a pipeline process once it is serving
-      secrets/customer_key         the HMAC key for customer ids (generated, 0600)
+.run/<name>/
+  kafka/ elasticsearch/        engine config and data
+  logs/<process>.log           every process's output
+  pids/<process>.json          what runs
+  shop/orders.log              the orders log (the plugin's, here the simulator's)
+  collector/                   the tailer's persisted offsets
+  checkpoints/<query>/         Spark checkpoints
+  ready/<process>              written by a pipeline process once it is serving
+  secrets/customer_key         the HMAC key for customer ids (generated, 0600)
 """
 
 from __future__ import annotations
@@ -62,14 +62,20 @@ class Stack:
         say(f"Kafka is up; topics created: {', '.join(kafka.create_topics()) or 'all existed'}.")
         self._wait_healthy("elasticsearch", elasticsearch.healthy, timeout)
         created = templates.install(connect())
-        say(f"Elasticsearch is up; index templates installed, indices created: "
-            f"{', '.join(created) or 'all existed'}.")
+        say(
+            f"Elasticsearch is up; index templates installed, indices created: "
+            f"{', '.join(created) or 'all existed'}."
+        )
 
     def _wait_healthy(self, name: str, check, timeout: float) -> None:
         def ready():
             if processes.find(self.run_dir, name) is None:
                 log = self.run_dir / "logs" / f"{name}.log"
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
+                tail = (
+                    "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                    if log.exists()
+                    else ""
+                )
                 raise StackError(f"{name} exited during start-up. Last lines of {log}:\n{tail}")
             return check()
 
@@ -106,8 +112,16 @@ class Stack:
     def command(self, process: str) -> list[str]:
         py = sys.executable
         return {
-            "tailer": [py, "-m", "tapstack", "collect", "--log", str(self.log_path),
-                       "--state", str(self.run_dir / "collector" / "offsets.json")],
+            "tailer": [
+                py,
+                "-m",
+                "tapstack",
+                "collect",
+                "--log",
+                str(self.log_path),
+                "--state",
+                str(self.run_dir / "collector" / "offsets.json"),
+            ],
             "process_orders": [py, "-m", "tap_spark.process_orders"],
             "behaviour": [py, "-m", "tap_spark.behaviour"],
             "loader": [py, "-m", "tapstack", "load"],
@@ -116,12 +130,18 @@ class Stack:
     def start_process(self, process: str) -> processes.Managed:
         (self.run_dir / "ready" / process).unlink(missing_ok=True)
         return processes.start(
-            self.run_dir, process, self.command(process), env=self.pipeline_env(), cwd=contracts.ROOT
+            self.run_dir,
+            process,
+            self.command(process),
+            env=self.pipeline_env(),
+            cwd=contracts.ROOT,
         )
 
     def start_pipeline(self, say=print) -> None:
         if not (self.model_dir / "tap_model.json").exists():
-            raise StackError(f"No behaviour model in {self.model_dir}: run `tap model train` first.")
+            raise StackError(
+                f"No behaviour model in {self.model_dir}: run `tap model train` first."
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.touch()
         for process in PIPELINE:

@@ -87,7 +87,8 @@ class Pipeline:
     def read_topic(topic: str, timeout: float = 5.0) -> list:
         """Every record of a topic, from the beginning (no consumer group)."""
         consumer = KafkaConsumer(
-            bootstrap_servers=contracts.kafka_bootstrap(), enable_auto_commit=False,
+            bootstrap_servers=contracts.kafka_bootstrap(),
+            enable_auto_commit=False,
             consumer_timeout_ms=int(timeout * 1000),
         )
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]

@@ -1,0 +1,44 @@
+# TAP: the two Quick start commands and the tools around them. See README.md.
+SHELL := /bin/bash
+VENV  := .venv
+TAP   := $(VENV)/bin/tap
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test lint system-deps bench faults evaluate report stop clean
+
+$(STAMP): pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 (3.11+) is needed"; exit 1; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[test]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+system-deps:
+	@scripts/system-deps.sh
+
+## The native demo: real Kafka, Elasticsearch and Spark, simulated shop, CEO summary.
+demo: system-deps $(STAMP)
+	$(TAP) demo
+
+## Every test: Python (unit, contract, end-to-end on the real engines) and the plugin's PHP tests.
+test: system-deps $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: system-deps $(STAMP)
+	$(TAP) bench
+
+faults: system-deps $(STAMP)
+	$(TAP) faults
+
+evaluate: $(STAMP)
+	$(TAP) model evaluate
+
+stop: $(STAMP)
+	$(TAP) stack stop
+
+clean:
+	rm -rf .run reports .pytest_cache .ruff_cache

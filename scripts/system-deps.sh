@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the system packages TAP needs, if missing (Debian/Ubuntu; uses sudo when not root).
+#   Java 17+ and Maven: Kafka, Elasticsearch and Spark, fetched from Maven Central by mvn.
+#   php-cli + phpunit: the WordPress plugin's tests.  chromium: the report's render test.
+set -euo pipefail
+
+need=()
+command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || need+=(maven)
+command -v php >/dev/null || need+=(php-cli php-xml php-mbstring)
+command -v phpunit >/dev/null || need+=(phpunit)
+command -v chromium >/dev/null || need+=(chromium)
+command -v go >/dev/null || need+=(golang-go)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "Missing: ${need[*]}. Install them with your package manager." >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "Missing ${need[*]}; run as root or install sudo." >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "Installing system packages: ${need[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
