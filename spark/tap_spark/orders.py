@@ -104,7 +104,7 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
         F.when(order["pages_viewed"] < 1, F.lit("pages_viewed below 1")),
         F.when(~order["currency"].rlike("^[A-Z]{3}$"), F.lit("currency is not an ISO 4217 code")),
         F.when(
-            F.to_timestamp(order["timestamp"], ISO_WITH_OFFSET).isNull(),
+            F.try_to_timestamp(order["timestamp"], F.lit(ISO_WITH_OFFSET)).isNull(),
             F.lit("timestamp is not ISO 8601 with an offset"),
         ),
         F.when(F.trim(order["customer"]["email"]) == "", F.lit("empty customer.email")),
@@ -150,7 +150,7 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
     units = F.aggregate(order["items"], F.lit(0).cast("long"), lambda acc, x: acc + x["quantity"])
     line_sum = F.aggregate(order["items"], F.lit(0.0), lambda acc, x: acc + x["total"])
     added = {
-        "event_time": F.to_timestamp(order["timestamp"], ISO_WITH_OFFSET),
+        "event_time": F.try_to_timestamp(order["timestamp"], F.lit(ISO_WITH_OFFSET)),
         "processed_at": F.current_timestamp(),
         "customer_id": hmac_sha256_hex(F.lower(F.trim(order["customer"]["email"])), customer_key),
         "customer_first_name": order["customer"]["first_name"],
@@ -162,7 +162,7 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
         ),
         "items_count": F.size(order["items"]),
         "units": units,
-        "avg_unit_price": F.round(line_sum / units, 2),
+        "avg_unit_price": F.round(F.try_divide(line_sum, units), 2),
         "order_hour": F.hour(local_time),
         "order_weekday": F.date_format(local_time, "EEEE"),
         "source_partition": F.col("source_partition"),

@@ -33,6 +33,11 @@ def local_session(app_name: str, extra_conf: dict[str, str] | None = None) -> Sp
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        # Timestamps leave Spark in UTC whatever the machine's zone (shop time is added apart).
+        .config("spark.sql.session.timeZone", "UTC")
+        # Bad input must give null and a dead letter, never a failed batch: the jobs validate
+        # explicitly, so Spark 4's ANSI errors (casts, overflow, parsing) are turned off.
+        .config("spark.sql.ansi.enabled", "false")
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.driver.extraJavaOptions", "-XX:+UseG1GC")
     )
