@@ -56,3 +56,11 @@ def demo(
 from tapstack.shop.cli import app as shop_app  # noqa: E402
 
 app.add_typer(shop_app, name="shop", help="Place real orders in a running shop (Store API bot).")
+
+from tapstack.kibana.cli import app as kibana_app  # noqa: E402
+
+app.add_typer(kibana_app, name="kibana", help="Build and import the Kibana CEO dashboard.")
+
+from tapstack.report.cli import app as report_app  # noqa: E402
+
+app.add_typer(report_app, name="report", help="The CEO report as one self-contained HTML file.")

@@ -52,7 +52,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from faker import Faker
@@ -323,8 +323,16 @@ class StoreClient:
         self.cart_token: str | None = None
 
     def url(self, path_or_url: str) -> str:
-        if path_or_url.startswith(("http://", "https://")):
-            return path_or_url
+        """An absolute URL on the shop. Links the shop publishes (permalinks, the thank-you
+        redirect) carry its configured home URL, which the bot may not reach (a container
+        talks to http://wordpress, the site says http://localhost:8000): they are rebased onto
+        ``base_url``, keeping path and query."""
+        parts = urlsplit(path_or_url)
+        if parts.scheme and parts.netloc:
+            base = urlsplit(self.base_url)
+            if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+                return path_or_url
+            return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
         return self.base_url + "/" + path_or_url.lstrip("/")
 
     def _retrying(self, safe: bool) -> Retrying:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
+import requests
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -57,6 +58,9 @@ def run(
         PaymentChoice, typer.Option(help="Offline gateway: cod (processing) or bacs (on-hold).")
     ] = PaymentChoice.cod,
     timeout: Annotated[float, typer.Option(min=1.0, help="Seconds per HTTP request.")] = 20.0,
+    attempts: Annotated[
+        int, typer.Option(min=1, help="Tries per request on connection errors (backing off).")
+    ] = 5,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Browse the shop like real visitors and check out through the Store API."""
@@ -70,11 +74,15 @@ def run(
         payment_method=payment.value,
         impulsive_share=impulsive_share,
         timeout=timeout,
+        attempts=attempts,
     )
     try:
         report = bot.run(orders, progress=progress, console=console)
     except ShopError as exc:
         console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except requests.RequestException as exc:
+        console.print(f"[bold red]error:[/] the shop at {url} did not answer: {exc}")
         raise typer.Exit(1) from None
 
     table = Table(title=f"Orders placed at {url}")

@@ -1,0 +1,73 @@
+<?php
+/**
+ * The "database" behind wc_get_order() / wc_get_product(), and the WooCommerce logger double.
+ *
+ * wc_get_order() returns a new copy of the saved order on every call, as WooCommerce builds a
+ * new object per call: a handler that saves meta on one copy is seen by the next handler only
+ * through the store, which is what the plugin's once-only guard relies on.
+ *
+ * @package TAP_Order_Logger\Tests
+ */
+
+class TAP_Test_Store {
+
+	/** @var array<int, WC_Order> saved orders */
+	public static $orders = array();
+
+	/** @var array<int, WC_Product> */
+	public static $products = array();
+
+	/** @var int */
+	public static $saves = 0;
+
+	public static function reset() {
+		self::$orders   = array();
+		self::$products = array();
+		self::$saves    = 0;
+	}
+
+	public static function persist( WC_Order $order ) {
+		++self::$saves;
+		self::$orders[ $order->get_id() ] = clone $order;
+	}
+}
+
+function wc_get_order( $order_id = false ) {
+	$order_id = is_object( $order_id ) ? $order_id->get_id() : (int) $order_id;
+	return isset( TAP_Test_Store::$orders[ $order_id ] ) ? clone TAP_Test_Store::$orders[ $order_id ] : false;
+}
+
+function wc_get_product( $product_id = false ) {
+	return TAP_Test_Store::$products[ (int) $product_id ] ?? false;
+}
+
+/** Records what the plugin reports through wc_get_logger(). */
+class TAP_Test_Logger {
+
+	/** @var array<int, array{level: string, message: string, context: array}> */
+	public $entries = array();
+
+	public function error( $message, $context = array() ) {
+		$this->entries[] = array( 'level' => 'error', 'message' => $message, 'context' => $context );
+	}
+
+	public function warning( $message, $context = array() ) {
+		$this->entries[] = array( 'level' => 'warning', 'message' => $message, 'context' => $context );
+	}
+
+	public function messages( $level = null ) {
+		$out = array();
+		foreach ( $this->entries as $entry ) {
+			if ( null === $level || $entry['level'] === $level ) {
+				$out[] = $entry['message'];
+			}
+		}
+		return $out;
+	}
+}
+
+$GLOBALS['tap_wc_logger'] = new TAP_Test_Logger();
+
+function wc_get_logger() {
+	return $GLOBALS['tap_wc_logger'];
+}
