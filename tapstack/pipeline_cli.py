@@ -11,7 +11,7 @@ from tapstack.console import console, friendly_errors, say, setup_logging
 from tapstack.readiness import mark_ready
 
 
-def _stop_flag():
+def stop_flag():
     """A should_stop() that turns true on SIGTERM/SIGINT, so a stop finishes the batch."""
     state = {"stop": False}
 
@@ -34,7 +34,7 @@ def collect(
     tailer = Tailer(log, state)
     mark_ready("tailer")
     try:
-        tailer.run(should_stop=_stop_flag())
+        tailer.run(should_stop=stop_flag())
     finally:
         tailer.close()
 
@@ -47,7 +47,7 @@ def load() -> None:
     loader = Loader()
     mark_ready("loader")
     try:
-        loader.run(should_stop=_stop_flag())
+        loader.run(should_stop=stop_flag())
     finally:
         loader.close()
 

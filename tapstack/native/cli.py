@@ -56,3 +56,13 @@ def stop(
     """Stop every process of the stack (pipeline first, then the engines)."""
     Stack(name).stop(say=say, purge=purge)
     say("Nothing of the stack is running.")
+
+
+@app.command(hidden=True)
+def supervise(name: str = NameOption) -> None:
+    """Restart crashed pipeline processes (started by `stack start`)."""
+    from tapstack.console import setup_logging
+    from tapstack.pipeline_cli import stop_flag
+
+    setup_logging()
+    Stack(name).supervise(should_stop=stop_flag())

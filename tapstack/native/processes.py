@@ -31,6 +31,15 @@ def _pid_file(run_dir: Path, name: str) -> Path:
     return run_dir / "pids" / f"{name}.json"
 
 
+def _held_file(run_dir: Path, name: str) -> Path:
+    return run_dir / "held" / name
+
+
+def held(run_dir: Path, name: str) -> bool:
+    """Stopped on purpose (the supervisor leaves it alone), as opposed to crashed."""
+    return _held_file(run_dir, name).exists()
+
+
 def start(
     run_dir: Path,
     name: str,
@@ -40,6 +49,7 @@ def start(
     user: str | None = None,
 ) -> Managed:
     """Start argv in the background, its output appended to <run>/logs/<name>.log."""
+    _held_file(run_dir, name).unlink(missing_ok=True)
     existing = find(run_dir, name)
     if existing is not None:
         return existing
@@ -97,7 +107,13 @@ def _group_members(pid: int) -> list[psutil.Process]:
 
 
 def stop(run_dir: Path, name: str, timeout: float = 30.0, hard: bool = False) -> bool:
-    """Stop a process and its group: SIGTERM, then SIGKILL after timeout (at once if hard)."""
+    """Stop a process and its group: SIGTERM, then SIGKILL after timeout (at once if hard).
+
+    A stop holds the process (the supervisor will not restart it); a hard kill is a crash.
+    """
+    if not hard:
+        _held_file(run_dir, name).parent.mkdir(parents=True, exist_ok=True)
+        _held_file(run_dir, name).touch()
     managed = find(run_dir, name)
     if managed is None:
         return False

@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from tapstack.native.errors import StackError
 RUN_ROOT = contracts.ROOT / ".run"
 ENGINES = ("kafka", "elasticsearch")
 PIPELINE = ("tailer", "process_orders", "behaviour", "loader")
+SUPERVISOR = "supervisor"
 
 
 @dataclass
@@ -137,6 +140,23 @@ class Stack:
             cwd=contracts.ROOT,
         )
 
+    def supervise(self, interval: float = 1.0, should_stop=lambda: False) -> None:
+        """Restart pipeline processes that died (not those stopped on purpose), like compose's
+        `restart: unless-stopped`; back off when one keeps dying."""
+        log = logging.getLogger("tap.supervisor")
+        restarts: dict[str, list[float]] = {name: [] for name in PIPELINE}
+        while not should_stop():
+            for name in PIPELINE:
+                if processes.find(self.run_dir, name) or processes.held(self.run_dir, name):
+                    continue
+                recent = [t for t in restarts[name] if time.monotonic() - t < 60]
+                if recent and time.monotonic() - recent[-1] < min(2 ** len(recent), 30):
+                    continue
+                log.warning("%s is not running; restarting it", name)
+                self.start_process(name)
+                restarts[name] = [*recent, time.monotonic()]
+            time.sleep(interval)
+
     def start_pipeline(self, say=print) -> None:
         if not (self.model_dir / "tap_model.json").exists():
             raise StackError(
@@ -147,26 +167,42 @@ class Stack:
         for process in PIPELINE:
             say(f"Starting {process}...")
             self.start_process(process)
+        processes.start(
+            self.run_dir,
+            SUPERVISOR,
+            [sys.executable, "-m", "tapstack", "stack", "supervise", "--name", self.name],
+            cwd=contracts.ROOT,
+        )
 
     def wait_pipeline_ready(self, timeout: float = 240, processes_: tuple = PIPELINE) -> None:
+        """Wait for the ready markers; a process stopped on purpose, or one still down when
+        time runs out, fails with the tail of its log."""
+
         def ready():
             for process in processes_:
-                if processes.find(self.run_dir, process) is None:
-                    log = self.run_dir / "logs" / f"{process}.log"
-                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-                    raise StackError(f"{process} exited. Last lines of {log}:\n{tail}")
+                if processes.held(self.run_dir, process):
+                    raise StackError(f"{process} is stopped.\n{self._log_tail(process)}")
             return all((self.run_dir / "ready" / p).exists() for p in processes_)
 
         try:
             processes.wait_until(ready, timeout=timeout, interval=0.5, what="the pipeline")
         except TimeoutError as exc:
-            raise StackError(f"{exc}; see {self.run_dir / 'logs'}") from exc
+            waiting = [p for p in processes_ if not (self.run_dir / "ready" / p).exists()]
+            tails = "\n".join(self._log_tail(p) for p in waiting)
+            raise StackError(f"{exc}; not ready: {', '.join(waiting)}\n{tails}") from exc
+
+    def _log_tail(self, process: str, lines: int = 25) -> str:
+        log = self.run_dir / "logs" / f"{process}.log"
+        if not log.exists():
+            return f"(no log at {log})"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        return f"Last lines of {log}:\n{tail}"
 
     # -- status and stop -----------------------------------------------------------------
 
     def status(self) -> list[dict]:
         rows = []
-        for name in (*ENGINES, *PIPELINE):
+        for name in (*ENGINES, *PIPELINE, SUPERVISOR):
             managed = processes.find(self.run_dir, name)
             rows.append(
                 {
@@ -181,7 +217,7 @@ class Stack:
 
     def stop(self, say=print, purge: bool = False) -> None:
         """Stop the pipeline first (so nothing writes to a stopped broker), then the engines."""
-        for name in (*PIPELINE, *reversed(ENGINES)):
+        for name in (SUPERVISOR, *PIPELINE, *reversed(ENGINES)):
             if processes.stop(self.run_dir, name):
                 say(f"Stopped {name}.")
         for name in processes.registered(self.run_dir):
