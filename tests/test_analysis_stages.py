@@ -121,3 +121,29 @@ def test_restart_from_checkpoint_neither_skips_nor_repeats(pipeline, job):
 
     keys = _keys_in(contracts.topic(output), first_ids | second_ids)
     assert sorted(keys) == sorted(first_ids | second_ids)
+
+
+def test_a_reused_order_id_is_dead_lettered_and_a_replay_is_harmless(pipeline):
+    original, other = pipeline.simulate(2, seed=26)
+    impostor = copy.deepcopy(other.event)
+    impostor["order_id"] = original.order_id
+    pipeline.append([original])
+    assert pipeline.wait_indexed([original.order_id]) == 1
+    pipeline.append([original])  # an exact replay of the same line
+    pipeline.append_raw([json.dumps(impostor, separators=(",", ":"))])
+    pipeline.append([other])
+    assert pipeline.wait_indexed([other.order_id]) == 1
+
+    letters = pipeline.wait_dead_letters(
+        lambda d: d.get("tap.error.stage") == "loader"
+        and f"order_id {original.order_id} " in d.get("tap.error.reason", ""),
+        expected=1,
+    )
+    assert len(letters) == 1, "only the impostor is dead-lettered, not the replay"
+    assert "different content" in letters[0]["tap.error.reason"]
+    doc = pipeline.orders_by_id([original.order_id])[original.order_id]
+    assert doc["total"] == original.event["total"], "the first version is kept"
+    lines = pipeline.lines_of([original.order_id])
+    assert sorted(line["product_name"] for line in lines) == sorted(
+        item["product_name"] for item in original.event["items"]
+    )

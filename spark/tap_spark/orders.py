@@ -165,6 +165,11 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
         "avg_unit_price": F.round(F.try_divide(line_sum, units), 2),
         "order_hour": F.hour(local_time),
         "order_weekday": F.date_format(local_time, "EEEE"),
+        # Tells a replay of an order (same fingerprint) from a different order under a reused
+        # id; the loader keeps the first and dead-letters the other.
+        "order_fingerprint": F.sha2(
+            F.to_json(F.struct(*[order[n] for n in CARRIED_ORDER_FIELDS], order["customer"])), 256
+        ),
         "source_partition": F.col("source_partition"),
         "source_offset": F.col("source_offset"),
     }

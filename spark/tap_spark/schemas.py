@@ -63,6 +63,7 @@ ENRICHMENT_FIELDS: list[tuple[str, DataType]] = [
     ("avg_unit_price", DoubleType()),
     ("order_hour", IntegerType()),
     ("order_weekday", StringType()),
+    ("order_fingerprint", StringType()),
     ("source_partition", IntegerType()),
     ("source_offset", LongType()),
 ]

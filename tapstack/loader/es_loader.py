@@ -44,15 +44,25 @@ def _retriable(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and exc.meta.status in RETRIABLE_STATUS
 
 
-def bulk_operations(record_value: bytes) -> list[dict[str, Any]]:
-    """The bulk body lines for one Topic_Dashboard record (raises ValueError if unusable)."""
+def parse_record(record_value: bytes) -> dict[str, Any]:
+    """One Topic_Dashboard record (ValueError if it is not one)."""
     record = json.loads(record_value)
     if not isinstance(record, dict) or "order_id" not in record:
         raise ValueError("not a Topic_Dashboard record")
-    operations: list[dict[str, Any]] = [
-        {"index": {"_index": contracts.index("orders"), "_id": order_document_id(record)}},
+    return record
+
+
+def order_operations(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bulk lines creating the order document: the first version of an order id wins."""
+    return [
+        {"create": {"_index": contracts.index("orders"), "_id": order_document_id(record)}},
         order_document(record),
     ]
+
+
+def line_operations(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bulk lines (re)writing the order's line documents; ids make a rewrite harmless."""
+    operations: list[dict[str, Any]] = []
     for doc_id, doc in line_documents(record):
         operations += [{"index": {"_index": contracts.index("lines"), "_id": doc_id}}, doc]
     return operations
@@ -78,31 +88,78 @@ class Loader:
         self.dead_lettered = 0
 
     def step(self, timeout_ms: int = 200) -> int:
-        """Poll one batch, write it, then commit; return how many records were handled."""
+        """Poll one batch, write it, then commit; return how many records were handled.
+
+        Orders are created first; a conflict is a replay when the stored order has the same
+        fingerprint (fine) and a different order under a reused id otherwise (dead letter).
+        Lines are written for new orders and replays only.
+        """
         batch = self.consumer.poll(timeout_ms=timeout_ms)
         records = [record for part in batch.values() for record in part]
         if not records:
             return 0
-        operations, owners, rejects = [], [], []
-        for record in records:
+        parsed, rejects = [], []
+        for message in records:
             try:
-                ops = bulk_operations(record.value)
+                parsed.append((message, parse_record(message.value)))
             except (ValueError, KeyError, TypeError) as exc:
-                rejects.append((record, f"loader: {exc}"))
-                continue
-            operations += ops
-            owners += [record] * (len(ops) // 2)
-        if operations:
-            response = self._bulk(operations)
-            if response.get("errors"):
-                rejects += self._rejected_items(response, owners)
-        for record, reason in rejects:
-            self._dead_letter(record, reason)
+                rejects.append((message, f"loader: {exc}"))
+        accepted = self._write_orders(parsed, rejects)
+        self._write_lines(accepted, rejects)
+        for message, reason in rejects:
+            self._dead_letter(message, reason)
         self.producer.flush()
         self.consumer.commit()
         self.loaded += len(records) - len(rejects)
         self.dead_lettered += len(rejects)
         return len(records)
+
+    def _write_orders(self, parsed, rejects) -> list:
+        if not parsed:
+            return []
+        operations = [op for _, record in parsed for op in order_operations(record)]
+        response = self._bulk(operations)
+        accepted, conflicts = [], []
+        for (message, record), item in zip(parsed, response["items"], strict=True):
+            result = item["create"]
+            if result.get("status") == 409:
+                conflicts.append((message, record))
+            elif result.get("error"):
+                rejects.append((message, _describe(result["error"])))
+            else:
+                accepted.append((message, record))
+        if conflicts:
+            stored = self._fingerprints([order_document_id(r) for _, r in conflicts])
+            for message, record in conflicts:
+                if stored.get(order_document_id(record)) == record.get("order_fingerprint"):
+                    accepted.append((message, record))
+                else:
+                    rejects.append(
+                        (
+                            message,
+                            f"order_id {record['order_id']} was already loaded with "
+                            "different content",
+                        )
+                    )
+        return accepted
+
+    def _write_lines(self, accepted, rejects) -> None:
+        operations, owners = [], []
+        for message, record in accepted:
+            ops = line_operations(record)
+            operations += ops
+            owners += [message] * (len(ops) // 2)
+        if not operations:
+            return
+        response = self._bulk(operations)
+        if response.get("errors"):
+            rejects += self._rejected_items(response, owners)
+
+    def _fingerprints(self, ids: list[str]) -> dict[str, str | None]:
+        docs = self.es.mget(
+            index=contracts.index("orders"), ids=ids, source_includes=["order_fingerprint"]
+        )["docs"]
+        return {d["_id"]: d.get("_source", {}).get("order_fingerprint") for d in docs if d["found"]}
 
     @retry(
         retry=retry_if_exception(_retriable),
@@ -127,7 +184,7 @@ class Loader:
                 error = result["error"]
                 rejected[id(owner)] = (
                     owner,
-                    f"elasticsearch: {error.get('type')}: {error.get('reason')}",
+                    _describe(error),
                 )
         return list(rejected.values())
 
@@ -150,3 +207,7 @@ class Loader:
     def close(self) -> None:
         self.consumer.close(autocommit=False)
         self.producer.close()
+
+
+def _describe(error: dict[str, Any]) -> str:
+    return f"elasticsearch: {error.get('type')}: {error.get('reason')}"
