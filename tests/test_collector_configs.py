@@ -1,0 +1,201 @@
+"""Fluent Bit's YAML configuration (fluent-bit.yaml + parsers.yaml), checked without Fluent Bit.
+
+The files must be YAML (classic config is deprecated), use only documented sections and keys,
+and say what the design says: tail the orders log with offsets in a db on a volume, from the
+head, through a JSON parser (so the record is not under `log`), tag e-commerce.purchase, into
+Kafka Topic_Purchase keyed by the order id, JSON, no idempotent producer, unlimited retries,
+a raised message timeout, flush 1 s. Names come from contracts/settings.toml and the compose
+model, not from this file.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+
+import compose_model as cm  # noqa: E402
+
+FLUENT_DIR = cm.ROOT / "fluent-bit"
+CONFIG = yaml.safe_load((FLUENT_DIR / "fluent-bit.yaml").read_text(encoding="utf-8"))
+PARSERS = yaml.safe_load((FLUENT_DIR / "parsers.yaml").read_text(encoding="utf-8"))
+SETTINGS = cm.settings()
+
+# Keys documented for Fluent Bit's YAML configuration (administration/configuring-fluent-bit/
+# yaml: top-level sections and the service section) and for the plugins used here
+# (pipeline/inputs/tail, pipeline/filters/type-converter, pipeline/outputs/kafka), plus the
+# properties every input/filter/output accepts.
+TOP_LEVEL = {
+    "env",
+    "includes",
+    "service",
+    "pipeline",
+    "parsers",
+    "multiline_parsers",
+    "plugins",
+    "upstream_servers",
+    "customs",
+}
+SERVICE_KEYS = {
+    "flush", "grace", "daemon", "dns.mode", "dns.resolver", "dns.prefer_ipv4",
+    "dns.prefer_ipv6", "log_file", "log_level", "parsers_file", "plugins_file",
+    "streams_file", "http_server", "http_listen", "http_port", "health_check",
+    "hc_errors_count", "hc_retry_failure_count", "hc_period", "hot_reload",
+    "coro_stack_size", "scheduler.cap", "scheduler.base", "json.convert_nan_to_null",
+    "storage.path", "storage.sync", "storage.checksum", "storage.max_chunks_up",
+    "storage.backlog.mem_limit", "storage.metrics", "storage.delete_irrecoverable_chunks",
+    "storage.type", "storage.inherit",
+}  # fmt: skip
+COMMON_INPUT = {
+    "name",
+    "tag",
+    "alias",
+    "log_level",
+    "mem_buf_limit",
+    "storage.type",
+    "threaded",
+    "processors",
+}
+TAIL_KEYS = COMMON_INPUT | {
+    "path", "exclude_path", "buffer_chunk_size", "buffer_max_size", "skip_long_lines",
+    "skip_empty_lines", "refresh_interval", "read_from_head", "rotate_wait", "ignore_older",
+    "parser", "key", "db", "db.sync", "db.locking", "db.journal_mode", "db.compare_filename",
+    "inotify_watcher", "path_key", "offset_key", "multiline.parser", "docker_mode",
+    "unicode.encoding", "file_cache_advise", "static_batch_size", "exit_on_eof",
+}  # fmt: skip
+COMMON_FILTER = {"name", "match", "match_regex", "alias", "log_level"}
+TYPE_CONVERTER_KEYS = COMMON_FILTER | {"int_key", "uint_key", "float_key", "str_key"}
+COMMON_OUTPUT = {
+    "name", "match", "match_regex", "alias", "log_level", "retry_limit", "workers",
+    "storage.total_limit_size", "processors",
+}  # fmt: skip
+KAFKA_KEYS = COMMON_OUTPUT | {
+    "format", "message_key", "message_key_field", "timestamp_key", "timestamp_format",
+    "brokers", "topics", "topic_key", "dynamic_topic", "queue_full_retries", "raw_log_key",
+}  # fmt: skip
+PARSER_KEYS = {
+    "name", "format", "regex", "time_key", "time_format", "time_keep", "time_strict",
+    "time_offset", "time_system_timezone", "types", "decode_field", "decode_field_as",
+    "skip_empty_values",
+}  # fmt: skip
+
+
+def _on(value) -> bool:
+    """YAML 1.1 (PyYAML) reads on/off as booleans; Fluent Bit reads the words."""
+    return value is True or str(value).lower() in {"on", "true", "yes"}
+
+
+def _one(items: list[dict], name: str) -> dict:
+    matching = [item for item in items if item.get("name") == name]
+    assert len(matching) == 1, f"expected one {name}, found {len(matching)}"
+    return matching[0]
+
+
+@pytest.fixture(scope="module")
+def services() -> dict:
+    try:
+        return cm.resolved_model("*")["services"]
+    except cm.ValidatorUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def test_only_documented_sections_and_service_keys():
+    assert set(CONFIG) <= TOP_LEVEL
+    assert set(CONFIG["service"]) <= SERVICE_KEYS, set(CONFIG["service"]) - SERVICE_KEYS
+    assert set(CONFIG["pipeline"]) <= {"inputs", "filters", "outputs"}
+
+
+def test_service_flushes_every_second_and_exposes_health():
+    service = CONFIG["service"]
+    assert float(service["flush"]) == 1
+    assert _on(service["http_server"]) and _on(service["health_check"])
+
+
+def test_health_check_of_compose_hits_the_configured_endpoint(services):
+    service = CONFIG["service"]
+    test = " ".join(services["fluent-bit"]["healthcheck"]["test"])
+    assert f"http://{service['http_listen']}:{service['http_port']}/api/v1/health" in test
+    assert services["fluent-bit"]["image"].endswith("-debug"), "the probe needs busybox wget"
+
+
+def test_tail_input_reads_the_orders_log_through_the_json_parser(services):
+    tail = _one(CONFIG["pipeline"]["inputs"], "tail")
+    assert set(tail) <= TAIL_KEYS, set(tail) - TAIL_KEYS
+    assert tail["tag"] == "e-commerce.purchase"
+    assert tail["path"] == f"/var/log/tap/{SETTINGS['shop']['log_name']}"
+    assert tail["path"] == services["wp-setup"]["environment"]["TAP_ORDER_LOG_PATH"]
+    assert _on(tail["read_from_head"])
+    parser = _one(PARSERS["parsers"], tail["parser"])
+    assert parser["format"] == "json"
+    # Without time_keep a time_key would remove `timestamp` from the record.
+    assert "time_key" not in parser or _on(parser.get("time_keep"))
+
+
+def test_parsers_file_is_yaml_and_mounted_where_the_service_looks(services):
+    assert set(PARSERS) == {"parsers"}
+    for parser in PARSERS["parsers"]:
+        assert set(parser) <= PARSER_KEYS
+    mounts = {v["target"]: v for v in services["fluent-bit"]["volumes"]}
+    parsers_file = CONFIG["service"]["parsers_file"]
+    assert parsers_file.endswith(".yaml")
+    assert Path(mounts[parsers_file]["source"]) == FLUENT_DIR / "parsers.yaml"
+    command = services["fluent-bit"]["command"]
+    config_path = command[command.index("-c") + 1]
+    assert Path(mounts[config_path]["source"]) == FLUENT_DIR / "fluent-bit.yaml"
+    assert mounts[config_path]["read_only"] and mounts[parsers_file]["read_only"]
+
+
+def test_offsets_and_buffers_live_on_a_volume(services):
+    tail = _one(CONFIG["pipeline"]["inputs"], "tail")
+    volumes = [v for v in services["fluent-bit"]["volumes"] if v["type"] == "volume"]
+    state = [v for v in volumes if tail["db"].startswith(v["target"] + "/")]
+    assert state and state[0]["source"] == "fluent-bit-state" and not state[0].get("read_only")
+    assert CONFIG["service"]["storage.path"].startswith(state[0]["target"] + "/")
+    assert tail["storage.type"] == "filesystem"
+    log = [v for v in volumes if tail["path"].startswith(v["target"] + "/")]
+    assert log and log[0]["source"] == "orders-log" and log[0]["read_only"]
+
+
+def test_kafka_output_writes_topic_purchase_keyed_by_order_id(services):
+    [tail] = CONFIG["pipeline"]["inputs"]
+    kafka = _one(CONFIG["pipeline"]["outputs"], "kafka")
+    assert set(kafka) <= KAFKA_KEYS | {k for k in kafka if k.startswith("rdkafka.")}
+    assert kafka["match"] == tail["tag"]
+    assert kafka["topics"] == SETTINGS["topics"]["purchase"]
+    assert kafka["brokers"] == cm.KAFKA_INTERNAL_BOOTSTRAP
+    assert services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].startswith(
+        f"INTERNAL://{kafka['brokers']}"
+    )
+    assert kafka["format"] == "json"
+    # out_kafka only takes a string field as the message key, and order_id is an integer:
+    # the key field must be the string copy the type_converter filter makes of order_id.
+    [converter] = [f for f in CONFIG["pipeline"]["filters"] if f["name"] == "type_converter"]
+    assert set(converter) <= TYPE_CONVERTER_KEYS
+    assert converter["match"] == tail["tag"]
+    source, target, kind = converter["int_key"].split()
+    assert (source, target, kind) == ("order_id", kafka["message_key_field"], "string")
+
+
+def test_kafka_output_is_at_least_once_without_idempotence():
+    kafka = _one(CONFIG["pipeline"]["outputs"], "kafka")
+    assert kafka["rdkafka.enable.idempotence"] in (False, "false")
+    assert int(kafka["rdkafka.message.timeout.ms"]) >= 600_000  # default is 300 000
+    assert (
+        str(kafka["retry_limit"]).lower() in {"no_limits", "false", "off"}
+        or kafka["retry_limit"] is False
+    )
+    assert str(kafka["rdkafka.request.required.acks"]) in {"-1", "all"}
+
+
+def test_no_classic_config_left_behind():
+    assert not list(FLUENT_DIR.glob("*.conf")), "classic Fluent Bit config is deprecated: YAML only"
+
+
+def test_yaml_values_have_no_unresolved_placeholders():
+    text = (FLUENT_DIR / "fluent-bit.yaml").read_text(encoding="utf-8")
+    assert not re.search(r"\$\{[^}]+\}", text), "every value is literal and checked by this test"

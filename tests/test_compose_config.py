@@ -1,0 +1,812 @@
+"""The compose stack, checked without Docker.
+
+* The compose file is loaded by compose-go (the loader `docker compose` uses), for all profiles
+  and for each stage alone, with .env.example and with a freshly generated .env.
+* Every file compose mounts or builds from exists.
+* Topics, group, indices, ports and versions agree with contracts/settings.toml, across the
+  compose file, .env.example, the Spark Dockerfile, pyproject.toml and the scripts.
+* Health checks, dependency conditions, 127.0.0.1 bindings and the memory budget hold.
+* The scripts (init-env, es-setup.sh, tap-compose) behave, driven against stand-ins for
+  curl's server and for the docker CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+
+import compose_model as cm  # noqa: E402
+
+SETTINGS = cm.settings()
+DOCKERFILE = cm.ROOT / "spark" / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def model() -> dict:
+    try:
+        return cm.resolved_model("*")
+    except cm.ValidatorUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def services(model) -> dict:
+    return model["services"]
+
+
+@pytest.fixture()
+def generated_env(tmp_path) -> Path:
+    target = tmp_path / ".env"
+    subprocess.run(["bash", str(cm.INIT_ENV), str(cm.ENV_EXAMPLE), str(target)], check=True)
+    return target
+
+
+# ── a real Compose implementation loads the project ──────────────────────────────────────
+
+
+@pytest.mark.parametrize("profile", ["*", *cm.STAGES, "tools"])
+def test_project_is_valid_for_every_stage(profile):
+    """Each stage must stand alone: a dependency in a disabled profile is an error."""
+    try:
+        result = cm.validate(cm.ENV_EXAMPLE, profile)
+    except cm.ValidatorUnavailable as exc:
+        pytest.skip(str(exc))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["services"]
+
+
+def test_project_is_valid_with_a_generated_env(generated_env):
+    try:
+        result = cm.validate(generated_env)
+    except cm.ValidatorUnavailable as exc:
+        pytest.skip(str(exc))
+    assert result.returncode == 0, result.stderr
+    env = json.loads(result.stdout)["services"]["process-orders"]["environment"]
+    assert env["TAP_CUSTOMER_KEY"] == cm.read_env_file(generated_env)["TAP_CUSTOMER_KEY"]
+
+
+def test_the_validator_rejects_a_broken_project(tmp_path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(
+        "services:\n  a:\n    image: x:1\n    mem_limit: 12q\n"
+        "    depends_on:\n      b:\n        condition: service_healthy\n",
+        encoding="utf-8",
+    )
+    env = tmp_path / ".env"
+    env.write_text("", encoding="utf-8")
+    try:
+        binary = cm.validator_binary()
+    except cm.ValidatorUnavailable as exc:
+        pytest.skip(str(exc))
+    result = subprocess.run(
+        [str(binary), "-f", str(broken), "-env-file", str(env)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "invalid compose project" in result.stderr
+
+
+def test_missing_secrets_are_refused(tmp_path):
+    """Secrets are `${VAR:?...}`: without compose/.env the project does not load."""
+    env = tmp_path / ".env"
+    env.write_text(
+        "\n".join(
+            line
+            for line in cm.ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+            if not line.startswith("ELASTIC_PASSWORD=")
+        ),
+        encoding="utf-8",
+    )
+    try:
+        result = cm.validate(env)
+    except cm.ValidatorUnavailable as exc:
+        pytest.skip(str(exc))
+    assert result.returncode == 1
+    assert "ELASTIC_PASSWORD" in result.stderr
+
+
+# ── files compose mounts or builds from ──────────────────────────────────────────────────
+
+
+def test_every_mounted_or_built_file_exists(services):
+    missing = []
+    for name, service in services.items():
+        for volume in service.get("volumes") or []:
+            if volume["type"] == "bind" and not Path(volume["source"]).exists():
+                missing.append(f"{name}: {volume['source']}")
+        build = service.get("build")
+        if build:
+            context = Path(build["context"])
+            if not (context / build["dockerfile"]).exists():
+                missing.append(f"{name}: {context / build['dockerfile']}")
+    assert not missing, f"compose refers to files that do not exist: {missing}"
+
+
+def test_scripts_run_by_containers_exist_and_are_mounted(services):
+    setup = services["wp-setup"]
+    assert setup["entrypoint"] == ["/bin/sh", "/tap/wordpress/setup.sh"]
+    mounts = {v["target"]: Path(v["source"]) for v in setup["volumes"] if v["type"] == "bind"}
+    assert (mounts["/tap/wordpress"] / "setup.sh").is_file()
+    assert (mounts["/tap/wordpress"] / "seed-catalogue.php").is_file()
+    assert (mounts["/tap/wordpress"] / "catalogue.json").is_file()
+    users = services["es-users"]
+    assert users["entrypoint"] == ["/bin/bash", "/tap/scripts/es-setup.sh"]
+    mounts = {v["target"]: Path(v["source"]) for v in users["volumes"] if v["type"] == "bind"}
+    assert (mounts["/tap/scripts"] / "es-setup.sh").is_file()
+
+
+# ── names, ports and versions = contracts/settings.toml ──────────────────────────────────
+
+
+def test_env_example_ports_and_versions_equal_the_settings():
+    env = cm.read_env_file(cm.ENV_EXAMPLE)
+    ports = {
+        k.removeprefix("TAP_PORT_").lower(): int(v)
+        for k, v in env.items()
+        if k.startswith("TAP_PORT_")
+    }
+    assert ports == SETTINGS["ports"]
+    versions = {
+        k.removeprefix("TAP_VERSION_").lower(): v
+        for k, v in env.items()
+        if k.startswith("TAP_VERSION_")
+    }
+    assert versions == SETTINGS["versions"]
+
+
+def test_published_ports_are_the_settings_ports_on_localhost(services):
+    expected = {
+        "kafka": SETTINGS["ports"]["kafka"],
+        "elasticsearch": SETTINGS["ports"]["elasticsearch"],
+        "kibana": SETTINGS["ports"]["kibana"],
+        "kafka-ui": SETTINGS["ports"]["kafka_ui"],
+        "wordpress": SETTINGS["ports"]["wordpress"],
+    }
+    published = {}
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            assert port.get("host_ip") == "127.0.0.1", f"{name} publishes beyond 127.0.0.1"
+            published[name] = int(port["published"])
+    assert published == expected
+
+
+def test_images_are_official_and_pinned_to_the_settings_versions(services):
+    versions = SETTINGS["versions"]
+    elastic = versions["elasticsearch"]
+    expected = {
+        "kafka": f"apache/kafka:{versions['kafka']}",
+        "elasticsearch": f"docker.elastic.co/elasticsearch/elasticsearch:{elastic}",
+        "es-users": f"docker.elastic.co/elasticsearch/elasticsearch:{elastic}",
+        "logstash": f"docker.elastic.co/logstash/logstash:{elastic}",
+        "kibana": f"docker.elastic.co/kibana/kibana:{elastic}",
+    }
+    for name, image in expected.items():
+        assert services[name]["image"] == image
+    patterns = {
+        "db": r"mariadb:\d+\.\d+\.\d+",
+        "wordpress": r"wordpress:\d+\.\d+(\.\d+)?-php\d+\.\d+-apache",
+        "wp-setup": r"wordpress:cli-\d+\.\d+\.\d+-php\d+\.\d+",
+        "fluent-bit": r"fluent/fluent-bit:\d+\.\d+\.\d+(-debug)?",
+        "kafka-ui": r"kafbat/kafka-ui:v\d+\.\d+\.\d+",
+    }
+    for name, pattern in patterns.items():
+        assert re.fullmatch(pattern, services[name]["image"]), services[name]["image"]
+    for name, service in services.items():
+        assert not service["image"].endswith(":latest"), name
+        if "build" in service:
+            assert service["image"] == f"tap-spark:{versions['spark']}", name
+
+
+def test_every_container_uses_the_internal_kafka_listener(services):
+    kafka_env = services["kafka"]["environment"]
+    assert f"INTERNAL://{cm.KAFKA_INTERNAL_BOOTSTRAP}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+    for name, service in services.items():
+        env = service.get("environment") or {}
+        if "TAP_KAFKA_BOOTSTRAP" in env:
+            assert env["TAP_KAFKA_BOOTSTRAP"] == cm.KAFKA_INTERNAL_BOOTSTRAP, name
+    assert services["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == (
+        cm.KAFKA_INTERNAL_BOOTSTRAP
+    )
+
+
+def test_kafka_is_a_single_kraft_node_as_specified(services):
+    kafka = services["kafka"]
+    env = kafka["environment"]
+    ports = SETTINGS["ports"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
+    assert listeners == {
+        "INTERNAL": ":19092",
+        "HOST": ":9092",
+        "CONTROLLER": f":{ports['kafka_controller']}",
+    }
+    advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert advertised == {"INTERNAL": "kafka:19092", "HOST": f"localhost:{ports['kafka']}"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"1@kafka:{ports['kafka_controller']}"
+    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
+    ):
+        assert env[key] == "1", key
+    assert int(env["KAFKA_NUM_PARTITIONS"]) == SETTINGS["topics"]["partitions"]
+    assert env["CLUSTER_ID"]
+    data = [v for v in kafka["volumes"] if v["target"] == env["KAFKA_LOG_DIRS"]]
+    assert data and data[0]["type"] == "volume", "Kafka's log dir must be a named volume"
+    [published] = kafka["ports"]
+    assert (published["host_ip"], int(published["published"]), published["target"]) == (
+        "127.0.0.1",
+        ports["kafka"],
+        9092,
+    )
+
+
+def test_setup_containers_carry_the_settings_names(services):
+    indices = SETTINGS["indices"]
+    users = services["es-users"]["environment"]
+    assert (users["TAP_INDEX_ORDERS"], users["TAP_INDEX_LINES"]) == (
+        indices["orders"],
+        indices["lines"],
+    )
+    shop = SETTINGS["shop"]
+    wp = services["wp-setup"]["environment"]
+    assert wp["TAP_SHOP_NAME"] == shop["name"]
+    assert wp["TAP_SHOP_CURRENCY"] == shop["currency"]
+    assert wp["TAP_SHOP_TIMEZONE"] == SETTINGS["enrichment"]["shop_timezone"]
+    assert wp["TAP_ORDER_LOG_PATH"] == f"/var/log/tap/{shop['log_name']}"
+    assert wp["TAP_SHOP_URL"] == f"http://localhost:{SETTINGS['ports']['wordpress']}"
+
+
+def test_scripts_carry_the_settings_names():
+    script = cm.TAP_COMPOSE.read_text(encoding="utf-8")
+    names = dict(re.findall(r"^([A-Z_]+)=(\S+)$", script, flags=re.MULTILINE))
+    assert names["TOPIC_PURCHASE"] == SETTINGS["topics"]["purchase"]
+    assert names["TOPIC_DASHBOARD"] == SETTINGS["topics"]["dashboard"]
+    assert names["TOPIC_DEAD_LETTER"] == SETTINGS["topics"]["dead_letter"]
+    assert names["LOADER_GROUP"] == SETTINGS["consumer_groups"]["loader"]
+    assert names["INDEX_ORDERS"] == SETTINGS["indices"]["orders"]
+    assert names["INDEX_LINES"] == SETTINGS["indices"]["lines"]
+    assert names["KAFKA_INTERNAL"] == "localhost:19092"
+
+
+# ── the Spark image and the TAP containers ───────────────────────────────────────────────
+
+
+def _dockerfile_args() -> dict[str, str]:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    return dict(re.findall(r"^ARG (\w+)=(\S+)$", text, flags=re.MULTILINE))
+
+
+def test_spark_image_matches_the_settings_and_pyproject(services):
+    versions = SETTINGS["versions"]
+    args = _dockerfile_args()
+    assert args["SPARK_VERSION"] == versions["spark"]
+    assert args["SCALA_VERSION"] == versions["scala"]
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    base = re.search(r"^FROM (apache/spark:\S+)$", text, flags=re.MULTILINE).group(1)
+    resolved = (
+        base.replace("${SPARK_VERSION}", args["SPARK_VERSION"])
+        .replace("${SCALA_VERSION}", args["SCALA_VERSION"])
+        .replace("${JAVA_VERSION}", args["JAVA_VERSION"])
+    )
+    assert (
+        resolved
+        == f"apache/spark:{versions['spark']}-scala{versions['scala']}-java17-python3-ubuntu"
+    )
+    # The connector: spark-sql-kafka-0-10_<scala>:<spark>, resolved with the same build args.
+    assert "<artifactId>spark-sql-kafka-0-10_${scala.binary.version}</artifactId>" in text
+    assert "<version>${spark.version}</version>" in text
+    assert '-Dspark.version="${SPARK_VERSION}" -Dscala.binary.version="${SCALA_VERSION}"' in text
+    assert "spark-sql-kafka-0-10_${SCALA_VERSION}-${SPARK_VERSION}.jar" in text
+    # compose passes the settings' versions as build args
+    for name, service in services.items():
+        if "build" in service:
+            assert service["build"]["args"] == {
+                "SPARK_VERSION": versions["spark"],
+                "SCALA_VERSION": versions["scala"],
+            }, name
+    pyproject = (cm.ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'"pyspark=={versions["spark"]}"' in pyproject
+
+
+def test_spark_image_bakes_the_connector_and_installs_the_repo():
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "dependency:copy-dependencies" in text
+    assert re.search(r"^ENV TAP_HOME=/opt/tap \\$", text, flags=re.MULTILINE)
+    assert "TAP_SPARK_JARS=/opt/tap-jars" in text
+    assert "spark.jars.ivy /opt/tap-ivy" in text  # writable Ivy cache for the image user
+    assert "chown -R spark:spark /opt/tap-ivy /checkpoints /models" in text
+    assert "pip install --no-cache-dir --no-deps /opt/tap" in text
+    assert "import pyspark, tapstack, tap_spark" in text
+    users = re.findall(r"^USER (\S+)$", text, flags=re.MULTILINE)
+    assert users[-1] == "spark", "the image runs as the Spark image's unprivileged user"
+    assert "--packages" not in text  # nothing resolved at container start
+
+
+def test_dockerignore_keeps_secrets_out_and_the_package_in():
+    ignore = (cm.ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert "compose" in ignore and "**/.env" in ignore and ".git" in ignore
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "tapstack",
+        "spark",
+        "contracts",
+        "training_data",
+        "kibana",
+    ):
+        assert needed not in ignore, needed
+
+
+def test_gitignore_keeps_the_generated_env_out():
+    assert "compose/.env" in (cm.ROOT / ".gitignore").read_text(encoding="utf-8").split()
+
+
+def test_spark_jobs_get_the_documented_environment(services):
+    jars = re.search(r"TAP_SPARK_JARS=(\S+)", DOCKERFILE.read_text(encoding="utf-8")).group(1)
+    jobs = {
+        "process-orders": ["python", "-m", "tap_spark.process_orders"],
+        "behaviour": ["python", "-m", "tap_spark.behaviour"],
+    }
+    for name, command in jobs.items():
+        service = services[name]
+        assert service["command"] == command
+        env = service["environment"]
+        assert env["TAP_KAFKA_BOOTSTRAP"] == cm.KAFKA_INTERNAL_BOOTSTRAP
+        assert env["TAP_SPARK_JARS"] == jars
+        assert env["TAP_MODEL_DIR"] == "/models/current"
+        assert env["TAP_CUSTOMER_KEY"] == cm.read_env_file(cm.ENV_EXAMPLE)["TAP_CUSTOMER_KEY"]
+        volumes = {v["target"]: v for v in service["volumes"]}
+        checkpoint_root = "/" + env["TAP_CHECKPOINT_DIR"].strip("/").split("/")[0]
+        assert volumes[checkpoint_root]["type"] == "volume"
+        assert volumes["/models"]["source"] == "models"
+        # tap_spark/session.py reads TAP_SPARK_DRIVER_MEMORY; the JVM and Python need headroom.
+        driver = cm.mem_bytes(env["TAP_SPARK_DRIVER_MEMORY"])
+        assert driver + 384 * 1024**2 <= cm.mem_bytes(service["mem_limit"])
+        assert env["SPARK_LOCAL_DIRS"]
+        # The jobs run without the Spark UI: health = process alive + query started.
+        health = " ".join(service["healthcheck"]["test"])
+        assert "pgrep -f 'python -m tap_spark\\.'" in health
+        assert '"$TAP_CHECKPOINT_DIR"/*/metadata' in health
+    assert services["behaviour"]["depends_on"]["model-train"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_tap_commands_of_the_setup_containers(services):
+    assert services["topics"]["command"] == ["tap", "topics", "create"]
+    assert services["model-train"]["command"] == [
+        "tap",
+        "model",
+        "train",
+        "--out",
+        "/models/current",
+    ]
+    assert {v["target"]: v["source"] for v in services["model-train"]["volumes"]}[
+        "/models"
+    ] == "models"
+    assert services["es-templates"]["command"] == ["tap", "es", "setup"]
+    templates_env = services["es-templates"]["environment"]
+    assert templates_env["TAP_ES_URL"] == "http://elasticsearch:9200"
+    assert templates_env["TAP_ES_USER"] and templates_env["TAP_ES_PASSWORD"]
+    assert services["kibana-import"]["command"] == [
+        "tap",
+        "kibana",
+        "import",
+        "--url",
+        "http://kibana:5601",
+    ]
+    assert services["kibana-import"]["depends_on"]["kibana"]["condition"] == "service_healthy"
+
+
+# ── health, dependencies, stages, memory ─────────────────────────────────────────────────
+
+
+def test_every_long_running_service_has_a_health_check(services):
+    for name, service in services.items():
+        if not cm.is_one_shot(service):
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+            assert service["restart"] == "unless-stopped", name
+
+
+def test_dependencies_wait_on_health_or_completion(services):
+    for name, service in services.items():
+        for target, dependency in (service.get("depends_on") or {}).items():
+            condition = dependency["condition"]
+            if cm.is_one_shot(services[target]):
+                assert condition == "service_completed_successfully", f"{name} -> {target}"
+            else:
+                assert condition == "service_healthy", f"{name} -> {target}"
+
+
+def _stage_services(kind: str, stage: str) -> list[str]:
+    script = cm.TAP_COMPOSE.read_text(encoding="utf-8")
+    match = re.search(rf'^\s+{kind}:{stage}\) echo "([^"]+)" ;;$', script, flags=re.MULTILINE)
+    assert match, f"{kind}:{stage} missing in tap-compose"
+    return match.group(1).split()
+
+
+@pytest.mark.parametrize("stage", cm.STAGES)
+def test_stage_lists_are_the_long_running_services_of_the_profile(services, stage):
+    in_profile = {n for n, s in services.items() if stage in cm.profiles_of(s)}
+    long_running = {n for n in in_profile if not cm.is_one_shot(services[n])}
+    assert set(_stage_services("up", stage)) == long_running
+
+
+@pytest.mark.parametrize("stage", cm.STAGES)
+def test_one_shots_are_adopted_so_up_wait_succeeds(services, stage):
+    """`docker compose up --wait` fails on an exited container nothing waits for."""
+    waited = set(_stage_services("up", stage))
+    adopted = set()
+    for name in waited:
+        for target, dependency in (services[name].get("depends_on") or {}).items():
+            if dependency["condition"] == "service_completed_successfully":
+                adopted.add(target)
+    one_shots = {n for n, s in services.items() if stage in cm.profiles_of(s) and cm.is_one_shot(s)}
+    run_explicitly = {"kibana-import"} if stage == "presentation" else set()
+    assert one_shots - run_explicitly <= adopted
+    if run_explicitly:
+        assert "run --rm kibana-import" in cm.TAP_COMPOSE.read_text(encoding="utf-8")
+
+
+def test_kafka_serves_every_stage(services):
+    for name in ("kafka", "topics"):
+        assert set(cm.profiles_of(services[name])) == set(cm.STAGES)
+    assert cm.profiles_of(services["shopper"]) == ["tools"]
+
+
+def _budget(services, names) -> int:
+    return sum(cm.mem_bytes(services[n]["mem_limit"]) for n in names)
+
+
+def test_memory_limits_fit_an_8_gb_laptop_when_staged(services):
+    for name, service in services.items():
+        assert "mem_limit" in service, f"{name} has no memory limit"
+    gib = 1024**3
+    ingest = set(_stage_services("up", "ingest"))
+    processing = set(_stage_services("up", "processing")) | {"model-train"}
+    presentation = set(_stage_services("up", "presentation"))
+    # The demo holds ingest + processing at once, then presentation alone (+ Kafka, Kafka UI).
+    assert _budget(services, ingest | processing) <= 6.5 * gib
+    assert _budget(services, presentation) <= 6.5 * gib
+    stop = {s for stage in ("ingest", "processing") for s in _stage_services("stop", stage)}
+    assert stop == (ingest | processing) - {"kafka", "kafka-ui"} - {"model-train"}
+    docs = (cm.ROOT / "docs" / "compose.md").read_text(encoding="utf-8")
+    assert "Memory budget" in docs
+
+
+def test_the_orders_log_is_shared_outside_the_web_root(services):
+    log_dir = "/var/log/tap"
+    wordpress = {v["target"]: v for v in services["wordpress"]["volumes"]}
+    fluent = {v["target"]: v for v in services["fluent-bit"]["volumes"]}
+    assert wordpress[log_dir]["source"] == fluent[log_dir]["source"] == "orders-log"
+    assert wordpress[log_dir]["type"] == "volume"
+    assert fluent[log_dir].get("read_only") is True
+    assert not wordpress[log_dir].get("read_only")
+    web_root = "/var/www/html"
+    assert not log_dir.startswith(web_root)
+    assert "install -d -o www-data -g www-data" in " ".join(services["wordpress"]["entrypoint"])
+    # The TAP plugin is mounted where WordPress (and wp-cli) find it.
+    plugin = "/var/www/html/wp-content/plugins/tap-order-logger"
+    for name in ("wordpress", "wp-setup"):
+        mounts = {v["target"]: v for v in services[name]["volumes"]}
+        assert mounts[plugin]["type"] == "bind" and mounts[plugin]["read_only"]
+        assert Path(mounts[plugin]["source"]) == cm.ROOT / "wordpress_plugin" / "tap-order-logger"
+
+
+def test_wordpress_answers_the_bot_and_the_browser_by_their_own_host(services):
+    extra = services["wordpress"]["environment"]["WORDPRESS_CONFIG_EXTRA"]
+    port = SETTINGS["ports"]["wordpress"]
+    assert f"'localhost:{port}'" in extra and "'wordpress'" in extra
+    assert services["shopper"]["command"][-2:] == ["--base-url", "http://wordpress"]
+    if shutil.which("php"):
+        result = subprocess.run(
+            ["php", "-r", f"$_SERVER['HTTP_HOST'] = 'wordpress'; {extra} echo WP_HOME;"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.stdout == "http://wordpress", result.stderr
+        result = subprocess.run(
+            [
+                "php",
+                "-r",
+                f"$_SERVER['HTTP_HOST'] = 'evil.example'; {extra} "
+                "echo defined('WP_HOME') ? 'yes' : 'no';",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert result.stdout == "no", result.stderr
+
+
+# ── WordPress setup files ────────────────────────────────────────────────────────────────
+
+
+def test_catalogue_is_generated_from_the_simulator():
+    generator = cm.load_module(
+        cm.COMPOSE_DIR / "wordpress" / "generate_catalogue.py", "tap_generate_catalogue"
+    )
+    committed = (cm.COMPOSE_DIR / "wordpress" / "catalogue.json").read_text(encoding="utf-8")
+    assert committed == generator.render(), (
+        "compose/wordpress/catalogue.json is stale: run "
+        ".venv/bin/python compose/wordpress/generate_catalogue.py"
+    )
+    products = json.loads(committed)["products"]
+    skus = [p["sku"] for p in products]
+    assert len(skus) == len(set(skus))
+    assert all(float(p["price"]) > 0 and p["name"] and p["category"] for p in products)
+
+
+def test_wordpress_setup_script_covers_the_shop():
+    script = (cm.COMPOSE_DIR / "wordpress" / "setup.sh").read_text(encoding="utf-8")
+    for needed in (
+        "wp core is-installed",
+        'wp plugin install woocommerce --version="$WOOCOMMERCE_VERSION"',
+        "wp plugin activate tap-order-logger",
+        'wp option update tap_order_log_path "$TAP_ORDER_LOG_PATH"',
+        "woocommerce_cod_settings",
+        '"enabled": "yes"',
+        "--role=customer",
+        'wp eval-file "$here/seed-catalogue.php" "$here/catalogue.json"',
+    ):
+        assert needed in script, needed
+    assert (
+        subprocess.run(["sh", "-n", str(cm.COMPOSE_DIR / "wordpress" / "setup.sh")]).returncode == 0
+    )
+
+
+def test_the_plugin_option_named_in_setup_is_the_plugins():
+    source = cm.ROOT / "wordpress_plugin" / "tap-order-logger" / "includes" / "class-log-path.php"
+    if not source.exists():
+        pytest.fail("wordpress_plugin/tap-order-logger is missing (compose mounts it)")
+    assert "const OPTION = 'tap_order_log_path';" in source.read_text(encoding="utf-8")
+
+
+@pytest.mark.skipif(shutil.which("php") is None, reason="php is not installed")
+def test_php_files_parse():
+    for path in (cm.COMPOSE_DIR / "wordpress").glob("*.php"):
+        result = subprocess.run(["php", "-l", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ── scripts ──────────────────────────────────────────────────────────────────────────────
+
+BASH_SCRIPTS = [
+    cm.TAP_COMPOSE,
+    cm.INIT_ENV,
+    cm.COMPOSE_DIR / "scripts" / "es-setup.sh",
+    cm.VALIDATOR_DIR / "build.sh",
+]
+
+
+@pytest.mark.parametrize("script", BASH_SCRIPTS, ids=lambda p: p.name)
+def test_bash_scripts_are_strict_executable_and_parse(script):
+    text = script.read_text(encoding="utf-8")
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in text
+    assert os.stat(script).st_mode & stat.S_IXUSR, f"{script} is not executable"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_shellcheck_is_clean():
+    result = subprocess.run(
+        ["shellcheck", "-x", *map(str, BASH_SCRIPTS)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+    result = subprocess.run(
+        ["shellcheck", "-s", "sh", str(cm.COMPOSE_DIR / "wordpress" / "setup.sh")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_init_env_generates_secrets_once(tmp_path):
+    target = tmp_path / ".env"
+    run = ["bash", str(cm.INIT_ENV), str(cm.ENV_EXAMPLE), str(target)]
+    subprocess.run(run, check=True, capture_output=True)
+    values = cm.read_env_file(target)
+    example = cm.read_env_file(cm.ENV_EXAMPLE)
+    assert set(values) == set(example)
+    assert not any(v.startswith("CHANGE_ME") for v in values.values())
+    for key, value in example.items():
+        if not value.startswith("CHANGE_ME"):
+            assert values[key] == value, key  # ports, versions, user names untouched
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", values["KAFKA_CLUSTER_ID"])
+    assert len(values["KIBANA_ENCRYPTION_KEY"]) >= 32
+    secrets = [k for k, v in example.items() if v.startswith("CHANGE_ME")]
+    assert len({values[k] for k in secrets}) == len(secrets)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    before = target.read_text(encoding="utf-8")
+    subprocess.run(run, check=True, capture_output=True)
+    assert target.read_text(encoding="utf-8") == before, "init-env must never overwrite .env"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    requests: list[tuple[str, str, str, dict]] = []
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8")
+        self.requests.append(
+            (self.command, self.path, self.headers.get("Authorization", ""), json.loads(body))
+        )
+        payload = b'{"acknowledged": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_POST = do_PUT = _handle
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_es_setup_creates_least_privilege_users(services):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = dict(services["es-users"]["environment"])
+        env.update(
+            ES_URL=f"http://127.0.0.1:{server.server_address[1]}",
+            ELASTIC_PASSWORD="elastic-pw",
+            KIBANA_SYSTEM_PASSWORD='kib"ana\\pw',
+            PATH=os.environ["PATH"],
+        )
+        result = subprocess.run(
+            ["bash", str(cm.COMPOSE_DIR / "scripts" / "es-setup.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    calls = {(method, path): body for method, path, _, body in _Recorder.requests}
+    assert all(auth.startswith("Basic ") for *_, auth, _ in _Recorder.requests)
+    assert calls[("POST", "/_security/user/kibana_system/_password")] == {"password": 'kib"ana\\pw'}
+    indices = [SETTINGS["indices"]["orders"], SETTINGS["indices"]["lines"]]
+    writer = calls[("PUT", "/_security/role/tap_logstash_writer")]
+    assert writer["cluster"] == ["monitor"]
+    assert writer["indices"] == [
+        {"names": indices, "privileges": ["create_index", "index", "create_doc", "write", "manage"]}
+    ]
+    setup = calls[("PUT", "/_security/role/tap_setup")]
+    assert setup["indices"][0]["names"] == indices
+    assert "manage_index_templates" in setup["cluster"]
+    env_example = cm.read_env_file(cm.ENV_EXAMPLE)
+    logstash_user = calls[("PUT", f"/_security/user/{env_example['TAP_LOGSTASH_USER']}")]
+    assert logstash_user["roles"] == ["tap_logstash_writer"]
+    assert logstash_user["password"] == env_example["TAP_LOGSTASH_PASSWORD"]
+    assert calls[("PUT", f"/_security/user/{env_example['TAP_SETUP_USER']}")]["roles"] == [
+        "tap_setup"
+    ]
+    assert calls[("PUT", f"/_security/user/{env_example['TAP_CEO_USER']}")]["roles"] == ["viewer"]
+
+
+# tap-compose, driven against a stand-in for the docker CLI that records its arguments.
+FAKE_DOCKER = r"""#!/usr/bin/env bash
+printf '%s\n' "$*" >> "$TAP_FAKE_DOCKER_LOG"
+args=" $* "
+case "$args" in
+  *" compose version "*) echo "Docker Compose version v2.40.0" ;;
+  *" ps --status running --services "*) printf '%s\n' kafka elasticsearch wordpress ;;
+  *"/kafka-get-offsets.sh "*)
+    printf '%s\n' Topic_Purchase:0:3 Topic_Purchase:1:2 Topic_Analysis:0:5 \
+      Topic_Dashboard:0:4 Topic_Dashboard:1:0 Topic_DeadLetter:0:1 ;;
+  *"/kafka-consumer-groups.sh "*)
+    echo "GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID"
+    echo "logstash_v1 Topic_Dashboard 0 4 4 0 c1 /1 tap-logstash"
+    echo "logstash_v1 Topic_Dashboard 1 0 0 0 c1 /1 tap-logstash" ;;
+  *" exec -T elasticsearch "*) echo 7 ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture()
+def fake_docker(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(FAKE_DOCKER, encoding="utf-8")
+    docker.chmod(0o755)
+    compose_dir = tmp_path / "compose"
+    shutil.copytree(cm.COMPOSE_DIR, compose_dir, ignore=shutil.ignore_patterns(".env"))
+    log = tmp_path / "docker.log"
+
+    def run(*args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        log.write_text("", encoding="utf-8")
+        env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TAP_FAKE_DOCKER_LOG=str(log))
+        result = subprocess.run(
+            ["bash", str(compose_dir / "tap-compose"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return result, log.read_text(encoding="utf-8").splitlines()
+
+    return run, compose_dir
+
+
+def test_tap_compose_help_needs_no_docker():
+    result = subprocess.run(["bash", str(cm.TAP_COMPOSE), "help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("up [STAGE]", "down", "status", "logs", "demo [N]", "shop", "init-env"):
+        assert command in result.stdout
+
+
+def test_tap_compose_up_stage_waits_on_health_checks(fake_docker):
+    run, compose_dir = fake_docker
+    result, calls = run("up", "ingest")
+    assert result.returncode == 0, result.stderr
+    assert (compose_dir / ".env").exists(), "up creates compose/.env on first run"
+    [up] = [c for c in calls if " up " in f" {c} "]
+    assert "--profile ingest up --detach --wait db wordpress fluent-bit kafka kafka-ui" in up
+    assert f"--env-file {compose_dir / '.env'}" in up
+
+    result, calls = run("up", "presentation")
+    assert result.returncode == 0, result.stderr
+    assert any("--profile presentation run --rm kibana-import" in c for c in calls)
+
+    result, _ = run("up", "nonsense")
+    assert result.returncode == 1 and "unknown stage" in result.stderr
+
+
+def test_tap_compose_down_status_and_stop(fake_docker):
+    run, _ = fake_docker
+    result, calls = run("down", "--volumes")
+    assert result.returncode == 0, result.stderr
+    assert any(c.endswith("down --remove-orphans --volumes") for c in calls)
+    for profile in ("ingest", "processing", "presentation", "tools"):
+        assert f"--profile {profile}" in calls[-1]
+
+    result, calls = run("status")
+    assert result.returncode == 0, result.stderr
+    assert "Topic_Purchase:0:3" in result.stdout
+    assert "logstash_v1 lag: 0" in result.stdout
+    assert "ecommerce-predictions=7 ecommerce-order-lines=7" in result.stdout
+
+    result, calls = run("stop", "processing")
+    assert result.returncode == 0, result.stderr
+    assert calls[-1].endswith("stop behaviour process-orders")
+
+
+def test_tap_compose_demo_runs_the_stages_in_order(fake_docker):
+    run, _ = fake_docker
+    result, calls = run("demo", "3")
+    assert result.returncode == 0, result.stderr + result.stdout
+    steps = []
+    for call in calls:
+        if " up --detach --wait " in call:
+            steps.append("up " + call.split("--profile ")[1].split()[0])
+        elif "run --rm shopper" in call:
+            assert "tap shop run --base-url http://wordpress --orders 3" in call
+            steps.append("shop")
+        elif " stop " in f" {call} ":
+            steps.append("stop")
+    assert steps == ["up ingest", "up processing", "shop", "stop", "stop", "up presentation"]
+    assert "Kibana dashboard  http://localhost:5601" in result.stdout
+    assert "Shop (Garderobe)  http://localhost:8000" in result.stdout
