@@ -1,25 +1,45 @@
-"""The CEO summary printed by the demo: the headline panels as terminal tables."""
+"""The CEO summary printed by the demo and `tap summary`: the dashboard's panels as terminal tables.
+
+Every figure comes from the panel queries (panels.py -> queries.py), as in Kibana and the HTML
+report.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from elasticsearch import Elasticsearch
 from rich.console import Console
 from rich.table import Table
 
-from tapstack import contracts
 from tapstack.report import queries
+from tapstack.report.html import fmt
+from tapstack.report.panels import DASHBOARD, Panel
 
 
-def print_summary(es: Elasticsearch, console: Console | None = None) -> dict:
+def _table(panel: Panel, result: queries.PanelResult, limit: int = 5) -> Table:
+    table = Table(title=panel.title)
+    split = panel.split
+    table.add_column(split.label)
+    for metric in panel.metrics:
+        table.add_column(metric.label, justify="left" if metric.format == "text" else "right")
+    for row in result.rows[:limit]:
+        first = str(row[split.key])
+        if split.key == "customer":
+            first = first[:12] + "\u2026"
+        table.add_row(first, *(fmt(row[m.key], m.format) for m in panel.metrics))
+    return table
+
+
+def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str, Any]:
     console = console or Console()
-    currency = contracts.settings()["shop"]["currency"]
-    figures = queries.kpis(es)
-    products = queries.top_products(es, size=5, by="units")
+    results = queries.run_dashboard(es)
+    figures = queries.kpis(es, results)
 
-    head = Table(title=f"{contracts.settings()['shop']['name']} - CEO view", show_header=False)
-    head.add_row("Total revenue", f"{figures['revenue']:,.2f} {currency}")
-    head.add_row("Orders", f"{figures['orders']:,}")
-    head.add_row("Average order value", f"{figures['average_order_value']:,.2f} {currency}")
+    head = Table(title=DASHBOARD.title, show_header=False)
+    for key in ("total-revenue", "orders", "average-order-value", "high-demand-orders"):
+        panel = DASHBOARD.panel(key)
+        head.add_row(panel.title, fmt(results[key].value, panel.metrics[0].format))
     console.print(head)
 
     split = Table(title="Behavioural segmentation")
@@ -27,13 +47,16 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict:
         split.add_column(column, justify="left" if column == "Behaviour" else "right")
     for name, bucket in sorted(figures["behaviour"].items()):
         share = bucket["orders"] / figures["orders"] if figures["orders"] else 0
-        split.add_row(name, str(bucket["orders"]), f"{share:.0%}", f"{bucket['revenue']:,.2f}")
+        split.add_row(name, str(bucket["orders"]), f"{share:.0%}", fmt(bucket["revenue"], "money"))
     console.print(split)
 
-    top = Table(title="Top selling products (units)")
-    for column in ("Product", "Units", "Revenue"):
-        top.add_column(column, justify="left" if column == "Product" else "right")
-    for row in products:
-        top.add_row(row["product"], str(row["units"]), f"{row['revenue']:,.2f}")
-    console.print(top)
-    return {**figures, "top_products": products}
+    for key in ("spender-type", "top-products-units", "top-customers"):
+        console.print(_table(DASHBOARD.panel(key), results[key]))
+
+    products = queries.top_products(es, size=5, by="units")
+    return {
+        **figures,
+        "high_demand_orders": results["high-demand-orders"].value,
+        "top_products": products,
+        "panels": {key: result.rows for key, result in results.items()},
+    }

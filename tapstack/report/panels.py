@@ -1,0 +1,320 @@
+"""The CEO dashboard, described once.
+
+Each ``Panel`` says what a CEO sees (title, chart), where it comes from (index role) and how it is
+computed (metrics, an optional split, fixed filters). Two things are built from this one list:
+
+* the Kibana saved objects (tapstack/kibana/saved_objects.py -> kibana/saved_objects/*.ndjson);
+* the native queries behind `tap summary` and `tap report html` (tapstack/report/queries.py).
+
+So the dashboard and the report cannot drift apart, and tests/test_dashboard_contract.py proves the
+figures of every panel against figures computed independently from the orders log.
+
+Only what the Elasticsearch server core runs: terms, date_histogram, sum, avg, document counts and
+top_hits (Lens "last value"). Fields must exist in kibana/index-templates (tests hold them there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tapstack import contracts
+
+MetricOp = Literal["count", "sum", "avg", "last_value"]
+Chart = Literal["metric", "line", "bar", "bar_horizontal", "donut", "table", "records"]
+Format = Literal["money", "integer", "text", "date", "datetime", "number"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A value column: a document count, a sum, an average or the latest value of a field."""
+
+    key: str
+    label: str
+    op: MetricOp
+    field: str | None = None
+    sort_field: str | None = None  # last_value: latest by this date field
+    format: Format = "number"
+
+
+@dataclass(frozen=True)
+class Split:
+    """A bucket column: top terms of a field, or a calendar histogram of a date field."""
+
+    key: str
+    label: str
+    op: Literal["terms", "date_histogram"]
+    field: str
+    size: int = 10
+    order_by: str | None = None  # a metric key; None orders terms by document count
+    interval: str = "1d"
+    format: Format = "text"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a records panel (a Kibana saved search)."""
+
+    field: str
+    label: str
+    format: Format = "text"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Place on Kibana's 48-column dashboard grid (the HTML report uses the same grid)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass(frozen=True)
+class Panel:
+    key: str  # stable: saved-object ids, panel index and HTML ids derive from it
+    title: str
+    description: str
+    role: Literal["orders", "lines"]
+    chart: Chart
+    grid: Grid
+    metrics: tuple[Metric, ...] = ()
+    split: Split | None = None
+    where: tuple[tuple[str, str], ...] = ()  # fixed (field, value) filters, all must hold
+    columns: tuple[Column, ...] = ()  # records panels
+    sort_field: str = "event_time"  # records panels: newest first
+    size: int = 10  # records panels: how many rows
+
+    @property
+    def index(self) -> str:
+        return contracts.index(self.role)
+
+    def metric(self, key: str) -> Metric:
+        return next(m for m in self.metrics if m.key == key)
+
+    def fields(self) -> list[str]:
+        """Every field this panel names (for the template checks)."""
+        names = [name for name, _ in self.where]
+        names += [m.field for m in self.metrics if m.field] + [
+            m.sort_field for m in self.metrics if m.sort_field
+        ]
+        if self.split:
+            names.append(self.split.field)
+        if self.chart == "records":
+            names += [c.field for c in self.columns] + [self.sort_field]
+        return names
+
+
+@dataclass(frozen=True)
+class Control:
+    """An options-list control of the dashboard (and a filter option of the HTML report)."""
+
+    key: str
+    title: str
+    role: Literal["orders", "lines"]
+    field: str
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    key: str
+    title: str
+    description: str
+    panels: tuple[Panel, ...]
+    controls: tuple[Control, ...] = field(default_factory=tuple)
+    time_from: str = "now-30d"
+    time_to: str = "now"
+    refresh_seconds: int = 10
+
+    def panel(self, key: str) -> Panel:
+        return next(p for p in self.panels if p.key == key)
+
+
+SHOP = contracts.settings()["shop"]["name"]
+CURRENCY = contracts.settings()["shop"]["currency"]
+HIGH_DEMAND = ("stock_alert", "High Demand")
+
+_REVENUE = Metric("revenue", f"Revenue ({CURRENCY})", "sum", "total", format="money")
+_ORDERS = Metric("orders", "Orders", "count", format="integer")
+_ORDER_COLUMNS = (
+    Column("order_id", "Order"),
+    Column("event_time", "Paid at", "datetime"),
+    Column("customer_first_name", "Customer"),
+    Column("total", f"Total ({CURRENCY})", "money"),
+    Column("purchase_behaviour", "Behaviour"),
+    Column("spender_type", "Spender type"),
+)
+
+PANELS: tuple[Panel, ...] = (
+    # Row 1: the headline figures.
+    Panel(
+        key="total-revenue",
+        title="Total revenue",
+        description="Sum of the order totals.",
+        role="orders",
+        chart="metric",
+        grid=Grid(0, 0, 12, 5),
+        metrics=(_REVENUE,),
+    ),
+    Panel(
+        key="orders",
+        title="Orders",
+        description="Paid orders.",
+        role="orders",
+        chart="metric",
+        grid=Grid(12, 0, 12, 5),
+        metrics=(_ORDERS,),
+    ),
+    Panel(
+        key="average-order-value",
+        title="Average order value",
+        description="Average order total.",
+        role="orders",
+        chart="metric",
+        grid=Grid(24, 0, 12, 5),
+        metrics=(
+            Metric("aov", f"Average order value ({CURRENCY})", "avg", "total", format="money"),
+        ),
+    ),
+    Panel(
+        key="high-demand-orders",
+        title="High Demand orders",
+        description="Orders flagged stock_alert = High Demand.",
+        role="orders",
+        chart="metric",
+        grid=Grid(36, 0, 12, 5),
+        metrics=(Metric("orders", "High Demand orders", "count", format="integer"),),
+        where=(HIGH_DEMAND,),
+    ),
+    # Row 2: the trend and the behaviour story.
+    Panel(
+        key="revenue-per-day",
+        title="Revenue per day",
+        description="Order totals per calendar day in the shop's time zone.",
+        role="orders",
+        chart="line",
+        grid=Grid(0, 5, 30, 12),
+        metrics=(_REVENUE,),
+        split=Split("day", "Day", "date_histogram", "event_time", format="date"),
+    ),
+    Panel(
+        key="behaviour-share",
+        title="Impulsive vs Reasoned buyers",
+        description="Share of orders per purchase behaviour (the MLlib label).",
+        role="orders",
+        chart="donut",
+        grid=Grid(30, 5, 18, 12),
+        metrics=(_ORDERS,),
+        split=Split("behaviour", "Behaviour", "terms", "purchase_behaviour", size=5),
+    ),
+    # Row 3: money by segment.
+    Panel(
+        key="revenue-by-behaviour",
+        title="Revenue by behaviour",
+        description="Order totals per purchase behaviour.",
+        role="orders",
+        chart="bar",
+        grid=Grid(0, 17, 16, 11),
+        metrics=(_REVENUE,),
+        split=Split(
+            "behaviour", "Behaviour", "terms", "purchase_behaviour", size=5, order_by="revenue"
+        ),
+    ),
+    Panel(
+        key="spender-type",
+        title="Spender type",
+        description="Orders per spender type (High Spender above the threshold in settings).",
+        role="orders",
+        chart="donut",
+        grid=Grid(16, 17, 16, 11),
+        metrics=(_ORDERS,),
+        split=Split("spender", "Spender type", "terms", "spender_type", size=5),
+    ),
+    Panel(
+        key="revenue-by-category",
+        title="Revenue by category",
+        description="Line totals per product category.",
+        role="lines",
+        chart="bar_horizontal",
+        grid=Grid(32, 17, 16, 11),
+        metrics=(Metric("revenue", f"Revenue ({CURRENCY})", "sum", "line_total", format="money"),),
+        split=Split("category", "Category", "terms", "category", size=10, order_by="revenue"),
+    ),
+    # Row 4: what sells.
+    Panel(
+        key="top-products-units",
+        title="Top products by units",
+        description="Best sellers by units sold.",
+        role="lines",
+        chart="bar_horizontal",
+        grid=Grid(0, 28, 24, 13),
+        metrics=(
+            Metric("units", "Units sold", "sum", "quantity", format="integer"),
+        ),
+        split=Split("product", "Product", "terms", "product_name", size=10, order_by="units"),
+    ),
+    Panel(
+        key="top-products-revenue",
+        title="Top products by revenue",
+        description="Best sellers by line revenue.",
+        role="lines",
+        chart="bar_horizontal",
+        grid=Grid(24, 28, 24, 13),
+        metrics=(Metric("revenue", f"Revenue ({CURRENCY})", "sum", "line_total", format="money"),),
+        split=Split("product", "Product", "terms", "product_name", size=10, order_by="revenue"),
+    ),
+    # Row 5: who buys, and what needs attention.
+    Panel(
+        key="top-customers",
+        title="Top customers by lifetime value",
+        description="Customers (pseudonymous id: keyed hash of the e-mail) by total spent.",
+        role="orders",
+        chart="table",
+        grid=Grid(0, 41, 24, 13),
+        metrics=(
+            Metric("name", "First name", "last_value", "customer_first_name", "event_time",
+                   format="text"),
+            Metric("ltv", f"Lifetime value ({CURRENCY})", "sum", "total", format="money"),
+            Metric("orders", "Orders", "count", format="integer"),
+        ),
+        split=Split("customer", "Customer id", "terms", "customer_id", size=10, order_by="ltv"),
+    ),
+    Panel(
+        key="high-demand-alerts",
+        title="High Demand alerts",
+        description="Latest orders flagged High Demand.",
+        role="orders",
+        chart="records",
+        grid=Grid(24, 41, 24, 13),
+        where=(HIGH_DEMAND,),
+        columns=_ORDER_COLUMNS[:5],
+        size=10,
+    ),
+    # Row 6: the order book.
+    Panel(
+        key="recent-orders",
+        title="Recent orders",
+        description="The latest paid orders with their behaviour label.",
+        role="orders",
+        chart="records",
+        grid=Grid(0, 54, 48, 16),
+        columns=_ORDER_COLUMNS,
+        size=15,
+    ),
+)
+
+CONTROLS: tuple[Control, ...] = (
+    Control("behaviour", "Behaviour", "orders", "purchase_behaviour"),
+    Control("category", "Category", "orders", "categories"),
+)
+
+DASHBOARD = Dashboard(
+    key="ceo",
+    title=f"[{SHOP}] CEO view",
+    description=(
+        f"{SHOP} at a glance: revenue, orders, best sellers, top customers and the behaviour "
+        "story (Impulsive vs Reasoned buyers, labelled by the MLlib model)."
+    ),
+    panels=PANELS,
+    controls=CONTROLS,
+)

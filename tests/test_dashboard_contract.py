@@ -1,0 +1,297 @@
+"""Every CEO panel shows the right figure: simulated orders go through the real pipeline, then each
+panel's query (built from tapstack/report/panels.py, the description the Kibana saved objects are
+generated from) is run on Elasticsearch, restricted to this test's orders, and compared with the
+figure computed here, independently, from the orders' log events.
+
+And every field the saved objects name exists in the live index mapping with a fitting type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import time
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from rich.console import Console
+
+from tapstack import contracts
+from tapstack.kibana import saved_objects
+from tapstack.report import queries
+from tapstack.report.panels import DASHBOARD
+from tapstack.report.summary import print_summary
+from tapstack.simulator import Simulator
+
+pytestmark = [pytest.mark.engines, pytest.mark.spark]
+
+N = 240
+TZ = ZoneInfo(contracts.enrichment("shop_timezone"))
+
+
+def _wait_lines(pipeline, ids: list[int], expected: int, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    lines = pipeline.lines_of(ids)
+    while len(lines) < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        lines = pipeline.lines_of(ids)
+    return lines
+
+
+def _orders(pipeline) -> list:
+    """N orders over four shop days: a night across the spring DST change, an empty day, a burst.
+
+    Built like pipeline.simulate (fresh id block), with fixed clocks so days are deterministic.
+    """
+    first = pipeline.order_id_block()
+    night = Simulator(seed=29, start=datetime(2026, 3, 28, 23, 0), order_id_start=first)
+    later = Simulator(seed=30, start=datetime(2026, 3, 31, 12, 0), order_id_start=first + N - 20)
+    return [*night.orders(N - 20), *later.orders(20)]
+
+
+@pytest.fixture(scope="module")
+def shop(pipeline, engines):
+    orders = _orders(pipeline)
+    pipeline.append(orders)
+    ids = [o.order_id for o in orders]
+    assert pipeline.wait_indexed(ids, timeout=180) == N
+    expected_lines = sum(len(o.event["items"]) for o in orders)
+    assert len(_wait_lines(pipeline, ids, expected_lines)) == expected_lines
+    docs = pipeline.orders_by_id(ids)
+    key = engines.customer_key().encode()
+
+    def customer(order) -> str:
+        email = order.event["customer"]["email"].strip().lower().encode()
+        return hmac.new(key, email, hashlib.sha256).hexdigest()
+
+    return {
+        "orders": orders,
+        "ids": ids,
+        "labels": {oid: docs[oid]["purchase_behaviour"] for oid in ids},
+        "customer": customer,
+    }
+
+
+def panel(es, shop, key: str, selections=None) -> queries.PanelResult:
+    """The panel's own query, restricted to this test's orders (other tests share the indices)."""
+    restrict = [{"terms": {"order_id": shop["ids"]}}]
+    return queries.run_panel(es, DASHBOARD.panel(key), selections, restrict)
+
+
+def money(value: float) -> float:
+    return round(value + 0.0, 2)
+
+
+def local_day(order) -> date:
+    return datetime.fromisoformat(order.event["timestamp"]).astimezone(TZ).date()
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# -- headline figures --------------------------------------------------------------------------
+
+
+def test_total_revenue_orders_and_average_order_value(es, shop):
+    totals = [o.event["total"] for o in shop["orders"]]
+    assert money(panel(es, shop, "total-revenue").value) == money(sum(totals))
+    assert panel(es, shop, "orders").value == N
+    assert panel(es, shop, "average-order-value").value == pytest.approx(
+        sum(totals) / N, abs=1e-6
+    )
+
+
+def test_high_demand_orders(es, shop):
+    above = contracts.enrichment("high_demand_above")
+    flagged = sorted(
+        (o for o in shop["orders"] if o.event["total"] > above),
+        key=lambda o: o.event["timestamp"],
+        reverse=True,
+    )
+    assert panel(es, shop, "high-demand-orders").value == len(flagged)
+    alerts = panel(es, shop, "high-demand-alerts")
+    assert alerts.hits == len(flagged)
+    newest = DASHBOARD.panel("high-demand-alerts").size
+    assert [r["order_id"] for r in alerts.rows] == [o.order_id for o in flagged[:newest]]
+    assert all(r["total"] > above for r in alerts.rows)
+
+
+def test_revenue_per_day_in_the_shop_time_zone(es, shop):
+    expected: dict[date, float] = defaultdict(float)
+    for order in shop["orders"]:
+        expected[local_day(order)] += order.event["total"]
+    first, last = min(expected), max(expected)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    assert len(days) == 4 and len(expected) == 3  # 28 (+01:00), 29 (DST: +02:00), 30 empty, 31
+    rows = panel(es, shop, "revenue-per-day").rows
+    assert [r["day"] for r in rows] == [d.isoformat() for d in days]
+    assert [money(r["revenue"]) for r in rows] == [money(expected.get(d, 0.0)) for d in days]
+
+
+# -- behaviour and segments --------------------------------------------------------------------
+
+
+def test_behaviour_share_and_revenue_use_the_indexed_labels(es, shop):
+    labels = shop["labels"]
+    counts = Counter(labels.values())
+    revenue: dict[str, float] = defaultdict(float)
+    for order in shop["orders"]:
+        revenue[labels[order.order_id]] += order.event["total"]
+    share = panel(es, shop, "behaviour-share").rows
+    assert {r["behaviour"]: r["orders"] for r in share} == dict(counts)
+    assert set(counts) == {"Impulsive", "Reasoned"}
+    by_revenue = panel(es, shop, "revenue-by-behaviour").rows
+    assert {r["behaviour"]: money(r["revenue"]) for r in by_revenue} == {
+        k: money(v) for k, v in revenue.items()
+    }
+    assert [r["revenue"] for r in by_revenue] == sorted(
+        (r["revenue"] for r in by_revenue), reverse=True
+    )
+
+
+def test_spender_type_split(es, shop):
+    above = contracts.enrichment("high_spender_above")
+    expected = Counter(
+        "High Spender" if o.event["total"] > above else "Standard Spender" for o in shop["orders"]
+    )
+    rows = panel(es, shop, "spender-type").rows
+    assert {r["spender"]: r["orders"] for r in rows} == dict(expected)
+
+
+# -- what sells --------------------------------------------------------------------------------
+
+
+def _line_sums(shop, key: str, value: str) -> dict[str, float]:
+    sums: dict[str, float] = defaultdict(float)
+    for order in shop["orders"]:
+        for item in order.event["items"]:
+            sums[item[key]] += item[value]
+    return sums
+
+
+def _ranked(sums: dict[str, float], size: int) -> list[tuple[str, float]]:
+    return sorted(((k, money(v)) for k, v in sums.items()), key=lambda kv: (-kv[1], kv[0]))[:size]
+
+
+def test_top_products_by_units(es, shop):
+    units = _line_sums(shop, "product_name", "quantity")
+    rows = panel(es, shop, "top-products-units").rows
+    assert [(r["product"], r["units"]) for r in rows] == _ranked(units, 10)
+
+
+def test_top_products_by_revenue(es, shop):
+    revenue = _line_sums(shop, "product_name", "total")
+    rows = panel(es, shop, "top-products-revenue").rows
+    assert [(r["product"], money(r["revenue"])) for r in rows] == _ranked(revenue, 10)
+
+
+def test_revenue_by_category(es, shop):
+    revenue = _line_sums(shop, "category", "total")
+    rows = panel(es, shop, "revenue-by-category").rows
+    assert [(r["category"], money(r["revenue"])) for r in rows] == _ranked(revenue, 10)
+
+
+# -- who buys ----------------------------------------------------------------------------------
+
+
+def test_top_customers_by_lifetime_value(es, shop):
+    value: dict[str, float] = defaultdict(float)
+    count: Counter[str] = Counter()
+    latest: dict[str, tuple[str, str]] = {}
+    for order in shop["orders"]:
+        cid = shop["customer"](order)
+        value[cid] += order.event["total"]
+        count[cid] += 1
+        stamp = instant(order.event["timestamp"]).isoformat()
+        if cid not in latest or stamp > latest[cid][0]:
+            latest[cid] = (stamp, order.event["customer"]["first_name"])
+    expected = _ranked(value, 10)
+    rows = panel(es, shop, "top-customers").rows
+    assert [(r["customer"], money(r["ltv"])) for r in rows] == expected
+    for row in rows:
+        assert row["orders"] == count[row["customer"]]
+        assert row["name"] == latest[row["customer"]][1]
+    assert all("@" not in r["customer"] and len(r["customer"]) == 64 for r in rows)
+
+
+def test_recent_orders(es, shop):
+    newest = sorted(shop["orders"], key=lambda o: instant(o.event["timestamp"]), reverse=True)
+    above = contracts.enrichment("high_spender_above")
+    size = DASHBOARD.panel("recent-orders").size
+    rows = panel(es, shop, "recent-orders").rows
+    assert len(rows) == size
+    for row, order in zip(rows, newest[:size], strict=True):
+        assert row["order_id"] == order.order_id
+        assert instant(row["event_time"]) == instant(order.event["timestamp"])
+        assert row["customer_first_name"] == order.event["customer"]["first_name"]
+        assert row["total"] == order.event["total"]
+        assert row["purchase_behaviour"] == shop["labels"][order.order_id]
+        assert row["spender_type"] == (
+            "High Spender" if order.event["total"] > above else "Standard Spender"
+        )
+
+
+# -- the controls ------------------------------------------------------------------------------
+
+
+def test_behaviour_control_filters_order_and_line_panels(es, shop):
+    chosen = {"purchase_behaviour": ["Impulsive"]}
+    impulsive = [o for o in shop["orders"] if shop["labels"][o.order_id] == "Impulsive"]
+    assert panel(es, shop, "orders", chosen).value == len(impulsive)
+    assert money(panel(es, shop, "total-revenue", chosen).value) == money(
+        sum(o.event["total"] for o in impulsive)
+    )
+    units: dict[str, float] = defaultdict(float)
+    for order in impulsive:
+        for item in order.event["items"]:
+            units[item["product_name"]] += item["quantity"]
+    rows = panel(es, shop, "top-products-units", chosen).rows
+    assert [(r["product"], r["units"]) for r in rows] == _ranked(units, 10)
+
+
+def test_category_control_filters_orders_and_leaves_line_panels(es, shop):
+    category = shop["orders"][0].event["items"][0]["category"]
+    chosen = {"categories": [category]}
+    having = [o for o in shop["orders"] if any(i["category"] == category for i in o.event["items"])]
+    assert panel(es, shop, "orders", chosen).value == len(having)
+    # Line documents carry no `categories`: like Kibana with ignoreFilterIfFieldNotInIndex,
+    # the line panels are not filtered by that control.
+    assert panel(es, shop, "top-products-units", chosen).rows == panel(
+        es, shop, "top-products-units"
+    ).rows
+
+
+# -- the live mapping --------------------------------------------------------------------------
+
+
+def test_every_saved_object_field_is_in_the_live_mapping(es, shop):
+    named = saved_objects.named_fields(saved_objects.load())
+    live = {}
+    for index in {index for index, _, _ in named}:
+        mapping = es.indices.get_mapping(index=index).body
+        ((_, body),) = mapping.items()
+        live[index] = body["mappings"]["properties"]
+    for index, field, usage in named:
+        assert field in live[index], f"{field} missing from the live {index} mapping"
+        kind = live[index][field]["type"]
+        assert kind in saved_objects.FIELD_TYPES[usage], f"{usage} on {index}.{field} ({kind})"
+
+
+def test_summary_figures_come_from_the_same_panels(es, shop):
+    figures = queries.kpis(es)
+    assert figures["orders"] == queries.order_count(es) >= N
+    assert set(figures["behaviour"]) <= {"Impulsive", "Reasoned"}
+    top = queries.top_products(es, size=5, by="revenue")
+    assert len(top) == 5 and all(row["units"] > 0 for row in top)
+    # `tap summary` (and the demo) print the same figures.
+    out = io.StringIO()
+    printed = print_summary(es, Console(file=out, width=120))
+    assert printed["orders"] == figures["orders"]
+    assert printed["revenue"] == pytest.approx(figures["revenue"])
+    for title in ("Total revenue", "High Demand orders", "Behavioural segmentation",
+                  "Spender type", "Top products by units", "Top customers by lifetime value"):
+        assert title in out.getvalue()
