@@ -8,6 +8,7 @@ Fixtures:
   es        an Elasticsearch client on the test stack
   model_dir a trained behaviour model (trained once per session if .run/model has none)
   pipeline  tailer, process_orders, behaviour and loader running on the engines (a Pipeline)
+  spark     one local SparkSession in the test process, for batch tests of the Spark code
 """
 
 from __future__ import annotations
@@ -66,3 +67,12 @@ def pipeline(engines, model_dir):
     engines.start_pipeline(say=lambda _: None)
     engines.wait_pipeline_ready()
     yield Pipeline(engines)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from tap_spark.session import local_session
+
+    session = local_session("tap-tests")
+    yield session
+    session.stop()

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from spark_fixtures import spark  # noqa: F401  (session-scoped fixture)
 
 from tapstack.contracts import ROOT
 

@@ -39,6 +39,14 @@ class Rules:
         )
 
 
+def _schema() -> dict:
+    return contracts.order_schema()
+
+
+def _maximum(field: str) -> float:
+    return _schema()["properties"][field]["maximum"]
+
+
 def _unwrap_collector(value: Column) -> Column:
     """Fluent Bit puts a line it could not parse as JSON under `log`; take the line back out."""
     logged = F.get_json_object(value, "$.log")
@@ -46,47 +54,84 @@ def _unwrap_collector(value: Column) -> Column:
     return F.when(~has_order & logged.isNotNull(), logged).otherwise(value)
 
 
-def _present(line: Column, path: str) -> Column:
-    return F.get_json_object(line, path).isNotNull()
+_INTEGER_TYPES = ("BIGINT", "INT", "SMALLINT", "TINYINT")
+# JSON numbers with no fraction (7 or 7.0) that fit a long; 1e20 does not.
+_WHOLE_DECIMAL = r"^DECIMAL\((1[0-8]|[1-9]),0\)$"
 
 
-def _field_reasons(line: Column, order: Column) -> list[Column]:
-    """'missing field x' / 'wrong type for x' for each required top-level and customer field."""
-    schema = contracts.order_schema()
+def _has_json_type(value: Column, expected: str) -> Column:
+    """Whether a VARIANT value is of the JSON Schema type `expected`."""
+    kind = F.schema_of_variant(value)
+    integer = kind.isin(*_INTEGER_TYPES) | kind.rlike(_WHOLE_DECIMAL)
+    return {
+        "integer": integer,
+        "number": integer | kind.startswith("DECIMAL") | kind.isin("DOUBLE", "FLOAT"),
+        "string": kind == "STRING",
+        "boolean": kind == "BOOLEAN",
+        "object": kind.startswith("OBJECT"),
+        "array": kind.startswith("ARRAY"),
+    }[expected]
+
+
+def _get(variant: Column, path: str) -> Column:
+    return F.try_variant_get(variant, path, "variant")
+
+
+def _object_reasons(variant: Column, node: dict, prefix: str) -> list[Column]:
+    """'missing field x' / 'wrong type for x' for each required field of a JSON Schema object,
+    checked on the JSON as written (a JSON false is no string, "12" no number)."""
     reasons = []
-    for name in schema["required"]:
-        present = _present(line, f"$.{name}")
-        reasons.append(F.when(~present, F.lit(f"missing field {name}")))
-        reasons.append(F.when(present & order[name].isNull(), F.lit(f"wrong type for {name}")))
-    for name in schema["properties"]["customer"]["required"]:
-        present = _present(line, f"$.customer.{name}")
-        ok_parent = order["customer"].isNotNull()
-        reasons.append(F.when(ok_parent & ~present, F.lit(f"missing field customer.{name}")))
-        reasons.append(
-            F.when(
-                ok_parent & present & order["customer"][name].isNull(),
-                F.lit(f"wrong type for customer.{name}"),
-            )
-        )
+    for name in node["required"]:
+        child = node["properties"][name]
+        value = _get(variant, f"$.{name}")
+        label = f"{prefix}{name}"
+        reasons.append(F.when(value.isNull(), F.lit(f"missing field {label}")))
+        wrong = value.isNotNull() & ~_has_json_type(value, child["type"])
+        reasons.append(F.when(wrong, F.lit(f"wrong type for {label}")))
+        if child["type"] == "object":
+            inner = _object_reasons(value, child, f"{label}.")
+            reasons += [F.when(~wrong, reason) for reason in inner]
     return reasons
+
+
+def _item_reasons(variant: Column) -> list[Column]:
+    """One reason when any order line lacks a field or has one of the wrong type."""
+    node = _schema()["properties"]["items"]["items"]
+    items = F.try_variant_get(variant, "$.items", "array<variant>")
+
+    def bad(item: Column) -> Column:
+        problems = [item.isNull() | ~_has_json_type(item, "object")]
+        for name in node["required"]:
+            value = _get(item, f"$.{name}")
+            problems.append(
+                value.isNull() | ~_has_json_type(value, node["properties"][name]["type"])
+            )
+        return F.greatest(*problems)
+
+    return [F.when(F.exists(items, bad), F.lit("malformed item"))]
 
 
 def _value_reasons(order: Column, rules: Rules) -> list[Column]:
     """Impossible values of fields that parsed with the right type."""
     items = order["items"]
-    item_fields = contracts.order_schema()["properties"]["items"]["items"]["required"]
-    malformed_item = F.exists(
-        items, lambda x: x.isNull() | F.greatest(*[x[f].isNull() for f in item_fields])
-    )
     line_sum = F.aggregate(
         items, F.lit(0.0), lambda acc, x: acc + F.coalesce(x["total"], F.lit(0.0))
     )
     return [
         F.when(order["order_id"] < 1, F.lit("order_id below 1")),
         F.when(order["total"] < 0, F.lit("negative total")),
-        F.when(F.isnan(order["total"]) | (order["total"] > 1e7), F.lit("implausible total")),
+        F.when(
+            F.isnan(order["total"]) | (order["total"] > _maximum("total")),
+            F.lit("implausible total"),
+        ),
+        F.when(
+            order["schema_version"] != _schema()["properties"]["schema_version"]["const"],
+            F.lit("unsupported schema_version"),
+        ),
+        F.when(
+            order["pages_viewed"] > _maximum("pages_viewed"), F.lit("pages_viewed out of range")
+        ),
         F.when(F.size(items) == 0, F.lit("no items")),
-        F.when(malformed_item, F.lit("malformed item")),
         F.when(F.exists(items, lambda x: x["quantity"] < 1), F.lit("item quantity below 1")),
         F.when(
             F.exists(items, lambda x: (x["unit_price"] < 0) | (x["total"] < 0)),
@@ -114,7 +159,9 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
 def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     """Kafka records (key, value, topic, partition, offset) -> (raw, order, reason) rows.
 
-    reason is null for a good line, else every problem found, separated by '; '.
+    The line is parsed once into a VARIANT: its JSON types are checked against the contract,
+    then it is cast to the Spark schema derived from the contract. reason is null for a good
+    line, else every problem found, separated by '; '.
     """
     line = _unwrap_collector(F.col("value").cast("string"))
     parsed = records.select(
@@ -124,20 +171,26 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
         F.col("partition").alias("source_partition"),
         F.col("offset").alias("source_offset"),
         line.alias("line"),
-    ).withColumn("order", F.from_json("line", order_line_schema(), {"mode": "PERMISSIVE"}))
-    is_object = F.try_parse_json("line").isNotNull() & F.ltrim("line").startswith("{")
+    ).withColumn("json", F.try_parse_json("line"))
+    variant = F.col("json")
+    parsed = parsed.withColumn(
+        "order", F.try_variant_get(variant, "$", order_line_schema().simpleString())
+    )
+    is_object = _has_json_type(variant, "object")
     checks = [
         F.when(F.col("line").isNull(), F.lit("empty record")),
-        F.when(F.col("line").isNotNull() & F.try_parse_json("line").isNull(), F.lit("not JSON")),
-        F.when(
-            F.try_parse_json("line").isNotNull() & ~F.ltrim("line").startswith("{"),
-            F.lit("not a JSON object"),
-        ),
+        F.when(F.col("line").isNotNull() & variant.isNull(), F.lit("not JSON")),
+        F.when(variant.isNotNull() & ~is_object, F.lit("not a JSON object")),
     ]
-    field_checks = [F.when(is_object, c) for c in _field_reasons(F.col("line"), F.col("order"))]
-    value_checks = [F.when(is_object, c) for c in _value_reasons(F.col("order"), rules)]
-    reasons = F.array_compact(F.array(*checks, *field_checks, *value_checks))
-    return parsed.withColumn("reason", F.when(F.size(reasons) > 0, F.concat_ws("; ", reasons)))
+    typed = _object_reasons(variant, _schema(), "") + _item_reasons(variant)
+    type_checks = [F.when(is_object, c) for c in typed]
+    # Values are judged only once every type is right (a cast of a wrong type says nothing).
+    types_ok = F.size(F.array_compact(F.array(*type_checks))) == 0
+    value_checks = [F.when(is_object & types_ok, c) for c in _value_reasons(F.col("order"), rules)]
+    reasons = F.array_compact(F.array(*checks, *type_checks, *value_checks))
+    return parsed.withColumn(
+        "reason", F.when(F.size(reasons) > 0, F.concat_ws("; ", reasons))
+    ).drop("json")
 
 
 def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:

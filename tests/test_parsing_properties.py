@@ -1,0 +1,174 @@
+"""Property-based fuzzing (Hypothesis) of process_orders' parsing and enrichment, in batch.
+
+Lines are valid simulated orders bent by random mutations (wrong types, missing fields, odd
+numbers, truncation, control characters, any Unicode). Properties: Spark never fails, every
+line yields exactly one row, a line is dead-lettered exactly when an independent oracle (the
+JSON Schema of the contract plus the cross-field rules) rejects it, and good rows keep their
+totals and lose the e-mail.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from tap_spark.orders import Rules, analysis_columns, enrich, parse_lines
+from tapstack.contracts import order_schema
+from tapstack.simulator import Simulator
+
+pytestmark = pytest.mark.spark
+
+KEY = "property-test-key"
+BASE = [o.event for o in Simulator(seed=5).orders(40)]
+RULES = Rules.from_settings()
+
+# -- the oracle ---------------------------------------------------------------------------------
+
+
+def _relaxed_schema() -> dict:
+    """The contract without what the Spark stage deliberately tolerates: unknown fields
+    (collectors add some), string lengths and e-mail syntax (checked nowhere downstream)."""
+    schema = copy.deepcopy(order_schema())
+
+    def strip(node):
+        if isinstance(node, dict):
+            for key in ("additionalProperties", "maxLength", "maxItems", "format", "minLength"):
+                node.pop(key, None)
+            for value in node.values():
+                strip(value)
+
+    strip(schema)
+    return schema
+
+
+VALIDATOR = Draft202012Validator(_relaxed_schema())
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$")
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _no_duplicate_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def oracle_valid(line: str) -> bool:
+    try:
+        order = json.loads(
+            line, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
+        )
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(order, dict) or not VALIDATOR.is_valid(order):
+        return False
+    if not order["customer"]["email"].strip():
+        return False
+    if abs(sum(item["total"] for item in order["items"]) - order["total"]) > RULES.total_tolerance:
+        return False
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(order["timestamp"])
+    except ValueError:
+        return False
+    return bool(_ISO.match(order["timestamp"]))
+
+
+# -- the generators -----------------------------------------------------------------------------
+
+PATHS = (
+    [(name,) for name in BASE[0]]
+    + [("customer", name) for name in BASE[0]["customer"]]
+    + [("items", 0, name) for name in BASE[0]["items"][0]]
+)
+odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**9),
+    st.floats(-1e9, 1e9, allow_nan=False),
+    st.text(max_size=12),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(0, 3), max_size=2),
+)
+
+
+@st.composite
+def mutated_line(draw) -> str:
+    order = copy.deepcopy(draw(st.sampled_from(BASE)))
+    for _ in range(draw(st.integers(0, 2))):
+        path = draw(st.sampled_from(PATHS))
+        parent = order
+        for step in path[:-1]:
+            try:
+                parent = parent[step]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        if not isinstance(parent, dict):
+            continue
+        if draw(st.booleans()):
+            parent.pop(path[-1], None)
+        else:
+            parent[path[-1]] = draw(odd_values)
+    line = json.dumps(order, ensure_ascii=False, separators=(",", ":"))
+    damage = draw(st.sampled_from(["none", "none", "truncate", "control", "unicode"]))
+    if damage == "truncate":
+        line = line[: draw(st.integers(0, max(len(line) - 1, 0)))]
+    elif damage == "control":
+        at = draw(st.integers(0, len(line)))
+        line = line[:at] + draw(st.sampled_from(["\x00", "\x07", "\x1b[31m", "\r"])) + line[at:]
+    elif damage == "unicode":
+        name = draw(st.text(min_size=1, max_size=8).filter(lambda t: t.strip()))
+        order["customer"] = (
+            {**order.get("customer", {}), "first_name": name}
+            if isinstance(order.get("customer"), dict)
+            else order.get("customer")
+        )
+        line = json.dumps(order, ensure_ascii=False, separators=(",", ":"))
+    return line
+
+
+# -- the properties -----------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(lines=st.lists(mutated_line(), min_size=20, max_size=60))
+def test_every_line_gives_one_row_and_bad_means_dead_lettered(spark, lines):
+    frame = spark.createDataFrame(
+        [(None, line.encode("utf-8"), "Topic_Purchase", 0, i) for i, line in enumerate(lines)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    rows = enrich(parse_lines(frame, RULES), RULES, KEY).collect()
+    assert len(rows) == len(lines)
+    for row in sorted(rows, key=lambda r: r.source_offset):
+        line = lines[row.source_offset]
+        expected_good = oracle_valid(line)
+        assert (row.reason is None) == expected_good, (line, row.reason)
+        if expected_good:
+            order = json.loads(line)
+            assert row.total == order["total"]
+            assert (
+                row.customer_id
+                == hmac.new(
+                    KEY.encode(),
+                    order["customer"]["email"].strip().lower().encode(),
+                    hashlib.sha256,
+                ).hexdigest()
+            )
+            assert "email" not in analysis_columns()
