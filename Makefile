@@ -37,6 +37,9 @@ faults: system-deps $(STAMP)
 evaluate: $(STAMP)
 	$(TAP) model evaluate
 
+report: $(STAMP)
+	$(TAP) report html --out reports/ceo.html
+
 stop: $(STAMP)
 	$(TAP) stack stop
 

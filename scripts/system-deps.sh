@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages TAP needs, if missing (Debian/Ubuntu; uses sudo when not root).
 #   Java 17+ and Maven: Kafka, Elasticsearch and Spark, fetched from Maven Central by mvn.
-#   php-cli + phpunit: the WordPress plugin's tests.  chromium: the report's render test.
+#   php-cli + phpunit: the WordPress plugin's tests.  chromium + fonts: the report's render test.
+#   Go (1.24+, preinstalled on the CI image): builds the compose-go validator for compose tests.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,8 @@ command -v mvn >/dev/null || need+=(maven)
 command -v php >/dev/null || need+=(php-cli php-xml php-mbstring)
 command -v phpunit >/dev/null || need+=(phpunit)
 command -v chromium >/dev/null || need+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
+command -v ruby >/dev/null || need+=(ruby)            # runs the Logstash pipeline's ruby filter in tests
 command -v go >/dev/null || need+=(golang-go)
 
 if [ ${#need[@]} -eq 0 ]; then

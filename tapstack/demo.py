@@ -107,6 +107,10 @@ def run(orders: int = 300, rate: float = 50.0, seed: int = 7, keep_running: bool
                 time.sleep(0.5)
 
         figures = print_summary(es, console)
+        from tapstack.report.html import build_report
+
+        report = build_report(es, contracts.ROOT / "reports" / "ceo.html")
+        say(f"The CEO dashboard's panels as an HTML report: {report}")
         ok = figures["orders"] == tally.orders and round(figures["revenue"], 2) == round(
             tally.revenue, 2
         )

@@ -19,8 +19,8 @@ from tapstack.native import elasticsearch, engines, kafka, processes, progress
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark, pytest.mark.faults]
 
-N = 2000
-RATE = 400.0  # orders per second
+N = 1000
+RATE = 500.0  # orders per second
 
 
 def _write(pipeline, orders, rate=RATE, chunk=20):
