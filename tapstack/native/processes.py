@@ -8,6 +8,7 @@ kept in <run>/pids/<name>.json; the start time guards against signalling a reuse
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -40,6 +41,21 @@ def held(run_dir: Path, name: str) -> bool:
     return _held_file(run_dir, name).exists()
 
 
+@contextlib.contextmanager
+def _start_lock(run_dir: Path, name: str):
+    """Serialise starts of one process name across processes (the supervisor and a user may
+    start the same stage at the same moment; two Spark queries on one checkpoint must never
+    run)."""
+    path = run_dir / "pids" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def start(
     run_dir: Path,
     name: str,
@@ -47,15 +63,23 @@ def start(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     user: str | None = None,
-) -> Managed:
-    """Start argv in the background, its output appended to <run>/logs/<name>.log."""
-    _held_file(run_dir, name).unlink(missing_ok=True)
-    existing = find(run_dir, name)
-    if existing is not None:
+    unless_held: bool = False,
+) -> Managed | None:
+    """Start argv in the background (unless it runs already), its output appended to
+    <run>/logs/<name>.log. unless_held: leave a process stopped on purpose alone (None)."""
+    with _start_lock(run_dir, name):
+        if unless_held and held(run_dir, name):
+            return None
+        existing = find(run_dir, name)
+        if existing is None:
+            existing = _spawn(run_dir, name, argv, env, cwd, user)
+        _held_file(run_dir, name).unlink(missing_ok=True)
         return existing
+
+
+def _spawn(run_dir, name, argv, env, cwd, user) -> Managed:
     log = run_dir / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    _pid_file(run_dir, name).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -68,9 +92,8 @@ def start(
             user=user,
         )
     started = psutil.Process(proc.pid).create_time()
-    managed = Managed(name, proc.pid, started, log)
     _pid_file(run_dir, name).write_text(json.dumps({"pid": proc.pid, "started": started}))
-    return managed
+    return Managed(name, proc.pid, started, log)
 
 
 def find(run_dir: Path, name: str) -> Managed | None:

@@ -130,14 +130,17 @@ class Stack:
             "loader": [py, "-m", "tapstack", "load"],
         }[process]
 
-    def start_process(self, process: str) -> processes.Managed:
-        (self.run_dir / "ready" / process).unlink(missing_ok=True)
+    def start_process(self, process: str, unless_held: bool = False) -> processes.Managed | None:
+        """Start a pipeline process unless it runs (or, with unless_held, was stopped)."""
+        if processes.find(self.run_dir, process) is None:
+            (self.run_dir / "ready" / process).unlink(missing_ok=True)
         return processes.start(
             self.run_dir,
             process,
             self.command(process),
             env=self.pipeline_env(),
             cwd=contracts.ROOT,
+            unless_held=unless_held,
         )
 
     def supervise(self, interval: float = 1.0, should_stop=lambda: False) -> None:
@@ -152,9 +155,9 @@ class Stack:
                 recent = [t for t in restarts[name] if time.monotonic() - t < 60]
                 if recent and time.monotonic() - recent[-1] < min(2 ** len(recent), 30):
                     continue
-                log.warning("%s is not running; restarting it", name)
-                self.start_process(name)
-                restarts[name] = [*recent, time.monotonic()]
+                if self.start_process(name, unless_held=True):
+                    log.warning("%s was not running; restarted it", name)
+                    restarts[name] = [*recent, time.monotonic()]
             time.sleep(interval)
 
     def start_pipeline(self, say=print) -> None:
