@@ -20,7 +20,7 @@ from tapstack.behaviour_cli import app as model_app  # noqa: E402
 
 app.add_typer(model_app, name="model", help="Train and evaluate the behaviour model.")
 
-from tapstack import pipeline_cli  # noqa: E402
+from tapstack import faults_cli, pipeline_cli  # noqa: E402
 from tapstack.console import friendly_errors  # noqa: E402
 from tapstack.native.cli import app as stack_app  # noqa: E402
 
@@ -34,6 +34,7 @@ app.command(help="Load Topic_Dashboard into Elasticsearch (the native Logstash).
     pipeline_cli.load
 )
 app.command(help="Print the CEO summary from Elasticsearch.")(pipeline_cli.summary)
+app.command(help="Run the fault and bad-input suite and print its table.")(faults_cli.faults)
 
 
 @app.command()
@@ -64,3 +65,7 @@ app.add_typer(kibana_app, name="kibana", help="Build and import the Kibana CEO d
 from tapstack.report.cli import app as report_app  # noqa: E402
 
 app.add_typer(report_app, name="report", help="The CEO report as one self-contained HTML file.")
+
+from tapstack.bench.cli import app as bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench", help="Benchmark throughput and latency on the native stack.")
