@@ -6,6 +6,7 @@
 set -euo pipefail
 
 need=()
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v php >/dev/null || need+=(php-cli php-xml php-mbstring)
