@@ -169,7 +169,7 @@ def test_replaying_every_topic_changes_no_count(pipeline, report):
     """Spark checkpoints and the loader's group are reset: everything is read again from the
     earliest offsets; the idempotent ids keep every count as it was."""
     stack, run_dir = pipeline.stack, pipeline.stack.run_dir
-    orders = pipeline.simulate(N // 2, seed=127)
+    orders = pipeline.simulate(N, seed=127)
     _write(pipeline, orders)
     assert pipeline.wait_indexed([o.order_id for o in orders]) == len(orders)
     es = pipeline.es
