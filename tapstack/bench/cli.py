@@ -119,16 +119,18 @@ def _whole_run_rss(sampler: Sampler) -> dict[str, Any]:
 
 
 def _with_trigger(
-    bench: Bench, trigger: str, label: str, duration: float, drain: float
+    bench: Bench, trigger: str, label: str, duration: float, drain: float, idle: list
 ) -> dict[str, Any]:
-    """Restart both Spark jobs with another trigger, run 200/s, then restore the trigger."""
-    from tapstack.bench.load import restart_spark_jobs, run_phase
+    """Restart both Spark jobs with another trigger, measure idle CPU and 200/s, then restore
+    the trigger."""
+    from tapstack.bench.load import idle_cpu, restart_spark_jobs, run_phase
 
     previous = os.environ.get("TAP_TRIGGER")
     say(f"Restarting both Spark jobs with trigger {trigger!r}.")
     restart_spark_jobs(bench.stack, trigger, say)
     try:
         run_phase(bench, "warm-up", 100, 2, drain=180, trigger=trigger)
+        idle.append(idle_cpu(bench, trigger))
         phase = run_phase(
             bench, label, reporting.P95_TARGET_RATE, duration, drain=drain, trigger=trigger
         )
@@ -141,7 +143,7 @@ def _with_trigger(
 
 def run_bench(options: Options) -> dict[str, Any]:
     from tapstack import preflight
-    from tapstack.bench.load import Bench, Probe, Sampler, highest_order_id, run_phase
+    from tapstack.bench.load import Bench, Probe, Sampler, highest_order_id, idle_cpu, run_phase
     from tapstack.bench.replay import run_replay
     from tapstack.elastic.client import connect
 
@@ -173,6 +175,7 @@ def run_bench(options: Options) -> dict[str, Any]:
         "phases": [],
         "skipped_rates": [],
         "trigger_comparison": [],
+        "idle": [],
     }
     stack = Stack(options.name)
     _start(stack, options)
@@ -185,6 +188,8 @@ def run_bench(options: Options) -> dict[str, Any]:
     try:
         say("Warm-up (not measured): 500 orders at 100/s, so that Spark's first batches are done.")
         run_phase(bench, "warm-up", 100, 5, drain=180, trigger=trigger)
+        say("Idle CPU: 20 s with no orders.")
+        report["idle"].append(idle_cpu(bench, trigger))
         for number, rate in enumerate(options.rates):
             if report["phases"] and not options.keep_going:
                 last = report["phases"][-1]
@@ -204,7 +209,14 @@ def run_bench(options: Options) -> dict[str, Any]:
             _say_phase(phase)
         for other in options.compare_triggers:
             report["trigger_comparison"].append(
-                _with_trigger(bench, other, f"200/s @ {other}", options.duration, options.drain)
+                _with_trigger(
+                    bench,
+                    other,
+                    f"200/s @ {other}",
+                    options.duration,
+                    options.drain,
+                    report["idle"],
+                )
             )
         if options.original_duration > 0:
             say(f"Original settings: both Spark jobs with trigger {options.original_trigger!r}.")
@@ -214,6 +226,7 @@ def run_bench(options: Options) -> dict[str, Any]:
                 f"original {reporting.P95_TARGET_RATE:g}/s",
                 options.original_duration,
                 max(options.drain, 120),
+                report["idle"],
             )
             tap = reporting.tap_phase_at(report["phases"], reporting.P95_TARGET_RATE)
             report["original"] = {

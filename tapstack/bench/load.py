@@ -541,6 +541,24 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def idle_cpu(bench: Bench, trigger: str, seconds: float = 20.0) -> dict[str, Any]:
+    """CPU cores each process uses while no order arrives (after the pipeline settled)."""
+    settle(bench, 120)
+    time.sleep(1.5)  # the sampler's next CPU rate covers only idle time
+    start = time.monotonic()
+    time.sleep(seconds)
+    samples = [s for s in bench.sampler.window(start, time.monotonic()) if s["cpu"]]
+    names = sorted({n for s in samples for n in s["cpu"]})
+    cores = {n: float(np.mean([s["cpu"].get(n, 0.0) for s in samples])) for n in names}
+    return {
+        "trigger": trigger,
+        "seconds": seconds,
+        "cpu_cores": cores,
+        "stack_cores": sum(cores.values()),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
 def settle(bench: Bench, timeout: float) -> dict[str, Any]:
     """Wait until no stage has records left from before (at most timeout s): a phase must not
     pay for the backlog of the one before it."""

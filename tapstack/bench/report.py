@@ -252,6 +252,25 @@ def resources_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def idle_table(report: dict[str, Any]) -> Table:
+    idle = report["idle"]
+    names = [n for n in PROCESS_ORDER if any(n in i["cpu_cores"] for i in idle)]
+    table = Table(title="Idle CPU cores (no orders arriving), per Spark trigger")
+    table.add_column("trigger")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("stack", justify="right")
+    table.add_column("load avg", justify="right")
+    for i in idle:
+        table.add_row(
+            i["trigger"],
+            *[_fmt(i["cpu_cores"].get(n)) for n in names],
+            _fmt(i["stack_cores"]),
+            _fmt(i.get("load_avg_1m")),
+        )
+    return table
+
+
 def replay_table(report: dict[str, Any]) -> Table:
     replay = report["replay"]
     table = Table(
@@ -292,6 +311,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         console.print(breakdown_table(report))
         console.print(lag_table(report))
         console.print(resources_table(report))
+    if report.get("idle"):
+        console.print(idle_table(report))
     original = report.get("original", {})
     if original.get("p95_ratio") is not None:
         phase = original["phase"]
