@@ -181,3 +181,25 @@ def test_a_rate_skipped_after_an_unsustained_one_is_a_miss():
     sustained = rows[">= 2000 orders/s sustained end-to-end, lag not growing"]
     assert sustained["verdict"] == "MISS"
     assert "not run" in sustained["figure"]
+
+
+def test_the_replay_scratch_home_renames_only_topics_group_and_indices(tmp_path):
+    import tomllib
+
+    from tapstack import contracts
+    from tapstack.bench.replay import Scratch, scratch_home
+
+    scratch = Scratch.named("123")
+    home = scratch_home(tmp_path, scratch)
+    copied = tomllib.loads((home / "contracts" / "settings.toml").read_text())
+    original = contracts.settings()
+    assert copied["topics"]["purchase"] == "Replay123_" + original["topics"]["purchase"]
+    assert (
+        copied["consumer_groups"]["loader"] == "Replay123_" + original["consumer_groups"]["loader"]
+    )
+    assert copied["indices"]["orders"] == "replay123-" + original["indices"]["orders"]
+    for section in ("versions", "ports", "enrichment", "streaming", "shop"):
+        assert copied[section] == original[section]
+    assert (home / "contracts" / "order.schema.json").read_text() == (
+        contracts.ORDER_SCHEMA_FILE.read_text()
+    )

@@ -118,6 +118,16 @@ def _whole_run_rss(sampler: Sampler) -> dict[str, Any]:
     }
 
 
+def _cpu_in(sampler: Sampler, window: list[float] | None) -> dict[str, float]:
+    """Mean CPU cores per process over a window of the sampler's timeline."""
+    if not window:
+        return {}
+    samples = [s for s in sampler.window(window[0], window[1] + 1.0) if s["cpu"]]
+    names = sorted({n for s in samples for n in s["cpu"]})
+    cores = {n: sum(s["cpu"].get(n, 0.0) for s in samples) / len(samples) for n in names}
+    return {n: round(c, 2) for n, c in cores.items() if c >= 0.01}
+
+
 def _with_trigger(
     bench: Bench, trigger: str, label: str, duration: float, drain: float, idle: list
 ) -> dict[str, Any]:
@@ -246,6 +256,9 @@ def run_bench(options: Options) -> dict[str, Any]:
                 max_offsets=options.replay_max_offsets,
                 timeout=options.replay_timeout,
             )
+            replayed = [*report["replay"]["stages"], report["replay"].get("loader")]
+            for stage in filter(None, replayed):
+                stage["cpu_cores_avg"] = _cpu_in(sampler, stage.pop("processing_window_mono"))
     except (Exception, KeyboardInterrupt) as exc:  # keep the figures measured so far
         report["error"] = f"{type(exc).__name__}: {exc}"
     finally:

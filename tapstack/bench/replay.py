@@ -1,9 +1,10 @@
-"""Spark-only backlog replay: how many orders per second each Spark stage gets through.
+"""Backlog replay: how many orders per second each stage gets through, start-up excluded.
 
-The replay runs on a scratch copy of the flow so that it measures exactly the backlog: four
-scratch topics (Replay<stamp>_Topic_*) on the stack's broker, and a scratch TAP_HOME whose
-settings.toml differs from the project's only in those topic names. The stack's own pipeline is
-stopped meanwhile, so the one job being measured has the machine to itself (with the engines).
+The replay runs on a scratch copy of the flow so that it measures exactly the backlog: scratch
+topics (Replay<stamp>_Topic_*) on the stack's broker, a scratch consumer group and scratch
+indices, named in a scratch TAP_HOME whose settings.toml differs from the project's only in
+those names. The stack's own pipeline is stopped meanwhile, so the one process being measured
+has the machine to itself (with the engines).
 
 1. A fast producer puts the backlog of valid order lines into the scratch Topic_Purchase.
 2. process_orders starts with a fresh checkpoint on the scratch topics; when its outputs (the
@@ -11,6 +12,8 @@ stopped meanwhile, so the one job being measured has the machine to itself (with
    is the records divided by the time from the first output record's Kafka timestamp to the
    last one's. Spark's start-up (JVM, session, query planning) therefore does not count.
 3. The same for behaviour, from the scratch Topic_Analysis to the scratch Topic_Dashboard.
+4. The loader (not a Spark stage; for the end-to-end picture) on the scratch Topic_Dashboard
+   into scratch indices made from the project's templates, timed by its committed offsets.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import time
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,28 +41,51 @@ from rich.progress import (
 from tapstack import contracts
 from tapstack.bench import latency as calc
 from tapstack.bench.load import OrderLines, Probe
+from tapstack.elastic import templates
+from tapstack.elastic.client import connect
 from tapstack.native import processes
 from tapstack.native.kafka import admin
 from tapstack.native.stack import PIPELINE, Stack
 
 ROLES = ("purchase", "analysis", "dashboard", "dead_letter")
+INDEX_ROLES = ("orders", "lines")
 
 
-def scratch_topics(stamp: str) -> dict[str, str]:
-    return {role: f"Replay{stamp}_{contracts.topic(role)}" for role in ROLES}
+@dataclass(frozen=True)
+class Scratch:
+    """Names of the scratch copy of the flow: topics, the loader's group and the indices."""
+
+    topics: dict[str, str]
+    group: str
+    indices: dict[str, str]
+
+    @classmethod
+    def named(cls, stamp: str) -> Scratch:
+        return cls(
+            topics={role: f"Replay{stamp}_{contracts.topic(role)}" for role in ROLES},
+            group=f"Replay{stamp}_{contracts.consumer_group('loader')}",
+            indices={role: f"replay{stamp}-{contracts.index(role)}" for role in INDEX_ROLES},
+        )
 
 
-def scratch_home(folder: Path, topics: dict[str, str]) -> Path:
-    """A TAP_HOME whose contracts are the project's with the topic names replaced."""
+def scratch_home(folder: Path, scratch: Scratch) -> Path:
+    """A TAP_HOME whose contracts are the project's with the scratch names put in."""
     target = folder / "home" / "contracts"
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(contracts.ORDER_SCHEMA_FILE, target / contracts.ORDER_SCHEMA_FILE.name)
     text = contracts.SETTINGS_FILE.read_text(encoding="utf-8")
-    for role, name in topics.items():
-        text = text.replace(f'"{contracts.topic(role)}"', f'"{name}"', 1)
+    renames = [(contracts.topic(r), n) for r, n in scratch.topics.items()]
+    renames.append((contracts.consumer_group("loader"), scratch.group))
+    renames += [(contracts.index(r), n) for r, n in scratch.indices.items()]
+    for old, new in renames:
+        text = text.replace(f'"{old}"', f'"{new}"', 1)
     parsed = tomllib.loads(text)
-    if any(parsed["topics"][role] != name for role, name in topics.items()):
-        raise RuntimeError("could not rename the topics in a scratch copy of settings.toml")
+    if (
+        any(parsed["topics"][r] != n for r, n in scratch.topics.items())
+        or parsed["consumer_groups"]["loader"] != scratch.group
+        or any(parsed["indices"][r] != n for r, n in scratch.indices.items())
+    ):
+        raise RuntimeError("could not put the scratch names in a copy of settings.toml")
     (target / contracts.SETTINGS_FILE.name).write_text(text, encoding="utf-8")
     return target.parent
 
@@ -183,7 +210,11 @@ def replay_stage(
     finally:
         processes.stop(stack.run_dir, name)
     first_ms, last_ms = output_span(probe, outputs, before)
+    to_mono = time.monotonic() - time.time()
     return {
+        "processing_window_mono": (
+            [first_ms / 1000 + to_mono, last_ms / 1000 + to_mono] if first_ms and last_ms else None
+        ),
         "job": job,
         "input_records": expected,
         "output_records": produced,
@@ -192,6 +223,66 @@ def replay_stage(
         "startup_s": first_ms / 1000 - launched_wall if first_ms else None,
         "wall_s_with_startup": round(wall, 2),
         "failed": failed,
+    }
+
+
+def replay_loader(
+    stack: Stack,
+    scratch: Scratch,
+    env: dict[str, str],
+    probe: Probe,
+    console: Console,
+    timeout: float,
+) -> dict[str, Any]:
+    """The loader on the replayed Topic_Dashboard, into scratch indices with the project's
+    templates: records per second from its first committed batch to its last."""
+    es = connect(request_timeout=60)
+    for role, name in scratch.indices.items():
+        body = templates.load_template(role)["template"]
+        es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
+    source = scratch.topics["dashboard"]
+    expected = probe.total(source)
+    name = "replay_loader"
+    launched = time.monotonic()
+    processes.start(stack.run_dir, name, stack.command("loader"), env=env, cwd=contracts.ROOT)
+    committed, first, last, failed = 0, None, None, None
+    try:
+        with _progress(console) as progress:
+            task = progress.add_task("replay loader", total=expected)
+            while committed < expected:
+                time.sleep(0.25)
+                committed = sum(probe.group_positions(scratch.group, source).values())
+                now = time.monotonic()
+                if committed and first is None:
+                    first = (now, committed)
+                if first is not None and committed > first[1]:
+                    last = (now, committed)
+                progress.update(task, completed=min(committed, expected))
+                if processes.find(stack.run_dir, name) is None:
+                    failed = f"loader exited; see {stack.run_dir / 'logs' / (name + '.log')}"
+                    break
+                if now - launched > timeout:
+                    failed = f"stopped after {timeout:.0f} s; rate over the records done"
+                    break
+    finally:
+        processes.stop(stack.run_dir, name)
+        with contextlib.suppress(Exception):
+            es.indices.delete(index=",".join(scratch.indices.values()))
+        es.close()
+    rate = None
+    if first and last and last[0] > first[0]:
+        rate = (last[1] - first[1]) / (last[0] - first[0])
+    return {
+        "processing_window_mono": [first[0], last[0]] if first and last else None,
+        "job": "loader",
+        "input_records": expected,
+        "output_records": committed,
+        "orders_per_s": rate,
+        "processing_s": round(last[0] - first[0], 2) if first and last else None,
+        "startup_s": round(first[0] - launched, 2) if first else None,
+        "wall_s_with_startup": round(time.monotonic() - launched, 2),
+        "failed": failed,
+        "measured_by": "consumer group commits, polled every 0.25 s",
     }
 
 
@@ -204,14 +295,17 @@ def run_replay(
     say: Callable[[str], None],
     max_offsets: int | None = None,
     timeout: float = 300,
+    with_loader: bool = True,
 ) -> dict[str, Any]:
     """The whole replay; the stack's pipeline processes are left stopped (held)."""
+    loader = None
     for name in PIPELINE:
         processes.stop(stack.run_dir, name)
     stamp = str(int(time.time()))
-    topics = scratch_topics(stamp)
+    scratch = Scratch.named(stamp)
+    topics = scratch.topics
     folder = stack.run_dir / "replay" / stamp
-    home = scratch_home(folder, topics)
+    home = scratch_home(folder, scratch)
     settings = contracts.settings()["topics"]
     client = admin()
     try:
@@ -261,6 +355,9 @@ def run_replay(
                     timeout,
                 )
             )
+        if with_loader:
+            say(f"Replaying {topics['dashboard']} through the loader (scratch indices)...")
+            loader = replay_loader(stack, scratch, env, probe, console, timeout)
     finally:
         probe.close()
         client = admin()
@@ -275,4 +372,5 @@ def run_replay(
         "trigger": os.environ.get("TAP_TRIGGER") or contracts.settings()["streaming"]["trigger"],
         "produce": produced,
         "stages": stages,
+        "loader": loader,
     }

@@ -274,19 +274,35 @@ def idle_table(report: dict[str, Any]) -> Table:
 def replay_table(report: dict[str, Any]) -> Table:
     replay = report["replay"]
     table = Table(
-        title=f"Spark-only backlog replay: {replay['backlog']:,} orders, "
+        title=f"Backlog replay, one stage at a time: {replay['backlog']:,} orders, "
         f"maxOffsetsPerTrigger {replay['max_offsets_per_trigger']:,}, "
         f"trigger {replay['trigger']!r}"
     )
-    for column in ("stage", "records", "orders/s", "processing s", "start-up s", "note"):
-        table.add_column(column, justify="left" if column in ("stage", "note") else "right")
-    for s in replay["stages"]:
+    for column in (
+        "stage",
+        "records",
+        "orders/s",
+        "processing s",
+        "start-up s",
+        "CPU cores (busiest)",
+        "note",
+    ):
+        left = column in ("stage", "note", "CPU cores (busiest)")
+        table.add_column(column, justify="left" if left else "right")
+    rows = [*replay["stages"], *([replay["loader"]] if replay.get("loader") else [])]
+    for s in rows:
         table.add_row(
             s["job"],
             f"{s['output_records']:,}/{s['input_records']:,}",
             _fmt(s["orders_per_s"], 0),
             _fmt(s["processing_s"]),
             _fmt(s["startup_s"], 1),
+            ", ".join(
+                f"{name} {cores:.2f}"
+                for name, cores in sorted(
+                    (s.get("cpu_cores_avg") or {}).items(), key=lambda item: -item[1]
+                )[:3]
+            ),
             s["failed"] or "",
         )
     return table
