@@ -23,10 +23,12 @@ demo: system-deps $(STAMP)
 ## Every test: Python (unit, contract, end-to-end on the real engines) and the plugin's PHP tests.
 test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: system-deps $(STAMP)
 	$(TAP) bench

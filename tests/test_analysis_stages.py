@@ -135,15 +135,17 @@ def test_a_reused_order_id_is_dead_lettered_and_a_replay_is_harmless(pipeline):
     assert pipeline.wait_indexed([other.order_id]) == 1
 
     letters = pipeline.wait_dead_letters(
-        lambda d: d.get("tap.error.stage") == "loader"
-        and f"order_id {original.order_id} " in d.get("tap.error.reason", ""),
+        lambda d: (
+            d.get("tap.error.stage") == "loader"
+            and f"order_id {original.order_id} " in d.get("tap.error.reason", "")
+        ),
         expected=1,
     )
     assert len(letters) == 1, "only the impostor is dead-lettered, not the replay"
     assert "different content" in letters[0]["tap.error.reason"]
     doc = pipeline.orders_by_id([original.order_id])[original.order_id]
     assert doc["total"] == original.event["total"], "the first version is kept"
-    lines = pipeline.lines_of([original.order_id])
+    lines = pipeline.wait_lines([original.order_id], len(original.event["items"]))
     assert sorted(line["product_name"] for line in lines) == sorted(
         item["product_name"] for item in original.event["items"]
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import time
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -32,15 +31,6 @@ N = 240
 TZ = ZoneInfo(contracts.enrichment("shop_timezone"))
 
 
-def _wait_lines(pipeline, ids: list[int], expected: int, timeout: float = 60) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    lines = pipeline.lines_of(ids)
-    while len(lines) < expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-        lines = pipeline.lines_of(ids)
-    return lines
-
-
 def _orders(pipeline) -> list:
     """N orders over four shop days: a night across the spring DST change, an empty day, a burst.
 
@@ -59,7 +49,7 @@ def shop(pipeline, engines):
     ids = [o.order_id for o in orders]
     assert pipeline.wait_indexed(ids, timeout=180) == N
     expected_lines = sum(len(o.event["items"]) for o in orders)
-    assert len(_wait_lines(pipeline, ids, expected_lines)) == expected_lines
+    assert len(pipeline.wait_lines(ids, expected_lines)) == expected_lines
     docs = pipeline.orders_by_id(ids)
     key = engines.customer_key().encode()
 
@@ -100,9 +90,7 @@ def test_total_revenue_orders_and_average_order_value(es, shop):
     totals = [o.event["total"] for o in shop["orders"]]
     assert money(panel(es, shop, "total-revenue").value) == money(sum(totals))
     assert panel(es, shop, "orders").value == N
-    assert panel(es, shop, "average-order-value").value == pytest.approx(
-        sum(totals) / N, abs=1e-6
-    )
+    assert panel(es, shop, "average-order-value").value == pytest.approx(sum(totals) / N, abs=1e-6)
 
 
 def test_high_demand_orders(es, shop):
@@ -260,9 +248,10 @@ def test_category_control_filters_orders_and_leaves_line_panels(es, shop):
     assert panel(es, shop, "orders", chosen).value == len(having)
     # Line documents carry no `categories`: like Kibana with ignoreFilterIfFieldNotInIndex,
     # the line panels are not filtered by that control.
-    assert panel(es, shop, "top-products-units", chosen).rows == panel(
-        es, shop, "top-products-units"
-    ).rows
+    assert (
+        panel(es, shop, "top-products-units", chosen).rows
+        == panel(es, shop, "top-products-units").rows
+    )
 
 
 # -- the live mapping --------------------------------------------------------------------------
@@ -292,6 +281,12 @@ def test_summary_figures_come_from_the_same_panels(es, shop):
     printed = print_summary(es, Console(file=out, width=120))
     assert printed["orders"] == figures["orders"]
     assert printed["revenue"] == pytest.approx(figures["revenue"])
-    for title in ("Total revenue", "High Demand orders", "Behavioural segmentation",
-                  "Spender type", "Top products by units", "Top customers by lifetime value"):
+    for title in (
+        "Total revenue",
+        "High Demand orders",
+        "Behavioural segmentation",
+        "Spender type",
+        "Top products by units",
+        "Top customers by lifetime value",
+    ):
         assert title in out.getvalue()

@@ -21,7 +21,8 @@ def delivered(pipeline):
     pipeline.append(orders)
     ids = [o.order_id for o in orders]
     count = pipeline.wait_indexed(ids, timeout=180)
-    return orders, count, pipeline.orders_by_id(ids), pipeline.lines_of(ids)
+    expected_lines = sum(len(o.event["items"]) for o in orders)
+    return orders, count, pipeline.orders_by_id(ids), pipeline.wait_lines(ids, expected_lines)
 
 
 def test_exactly_n_orders_reach_elasticsearch(delivered):

@@ -83,8 +83,9 @@ def test_report_shows_the_panel_figures(es, delivered, tmp_path):
     assert f"<td>{newest.order_id}</td>" in page
     # A control selection shows on the page and changes the figures.
     chosen = {"purchase_behaviour": ["Reasoned"]}
-    out = report_html.build_report(es, tmp_path / "reasoned.html", selections=chosen,
-                                   extra=restrict)
+    out = report_html.build_report(
+        es, tmp_path / "reasoned.html", selections=chosen, extra=restrict
+    )
     filtered = out.read_text(encoding="utf-8")
     assert "<b>Behaviour</b>Reasoned" in filtered
     reasoned = queries.run_panel(es, DASHBOARD.panel("orders"), chosen, restrict).value

@@ -148,17 +148,29 @@ def test_dashboard_title_time_range_and_layout():
         grid = panel["gridData"]
         assert grid["i"] == panel["panelIndex"]
         assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 48
-        area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
-                for y in range(grid["y"], grid["y"] + grid["h"])}
+        area = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
         assert not area & cells, f"panel {panel['panelIndex']} overlaps another"
         cells |= area
     titles = [p["title"] for p in panels]
     assert len(titles) == len(set(titles))
     for wanted in (
-        "Total revenue", "Orders", "Average order value", "Revenue per day",
-        "Top products by units", "Top products by revenue", "Impulsive vs Reasoned buyers",
-        "Revenue by behaviour", "Spender type", "High Demand orders", "High Demand alerts",
-        "Top customers by lifetime value", "Recent orders",
+        "Total revenue",
+        "Orders",
+        "Average order value",
+        "Revenue per day",
+        "Top products by units",
+        "Top products by revenue",
+        "Impulsive vs Reasoned buyers",
+        "Revenue by behaviour",
+        "Spender type",
+        "High Demand orders",
+        "High Demand alerts",
+        "Top customers by lifetime value",
+        "Recent orders",
     ):
         assert wanted in titles
 
@@ -169,12 +181,17 @@ def test_dashboard_title_time_range_and_layout():
 def test_lens_state_is_consistent():
     for obj in LENS:
         state = obj["attributes"]["state"]
-        (layer_id, layer), = state["datasourceStates"]["formBased"]["layers"].items()
+        ((layer_id, layer),) = state["datasourceStates"]["formBased"]["layers"].items()
         columns = layer["columns"]
         assert sorted(layer["columnOrder"]) == sorted(columns)  # same ids, each once
         for column in columns.values():
             assert column["operationType"] in {
-                "count", "sum", "average", "last_value", "terms", "date_histogram"
+                "count",
+                "sum",
+                "average",
+                "last_value",
+                "terms",
+                "date_histogram",
             }, "only server-core aggregations"
             order = column.get("params", {}).get("orderBy", {})
             if order.get("type") == "column":
@@ -202,7 +219,14 @@ def test_lens_state_is_consistent():
 def test_every_named_field_is_in_the_template_with_a_fitting_type():
     named = saved_objects.named_fields(OBJECTS)
     assert {usage for _, _, usage in named} >= {
-        "sum", "average", "terms", "date_histogram", "last_value", "control", "column", "time"
+        "sum",
+        "average",
+        "terms",
+        "date_histogram",
+        "last_value",
+        "control",
+        "column",
+        "time",
     }
     for index, field, usage in named:
         properties = mapping_properties(ROLE_BY_INDEX[index])
@@ -309,8 +333,15 @@ class FakeKibana:
 
 @pytest.fixture
 def kibana_env(monkeypatch):
-    for name in ("TAP_KIBANA_URL", "TAP_KIBANA_USER", "TAP_KIBANA_PASSWORD", "KIBANA_USER",
-                 "KIBANA_PASSWORD", "TAP_ES_USER", "TAP_ES_PASSWORD"):
+    for name in (
+        "TAP_KIBANA_URL",
+        "TAP_KIBANA_USER",
+        "TAP_KIBANA_PASSWORD",
+        "KIBANA_USER",
+        "KIBANA_PASSWORD",
+        "TAP_ES_USER",
+        "TAP_ES_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -319,8 +350,9 @@ def test_import_waits_for_kibana_then_posts_the_ndjson(kibana_env):
     kibana_env.setenv("KIBANA_USER", "tap_setup")
     kibana_env.setenv("KIBANA_PASSWORD", "s3cret")
     with FakeKibana(not_ready=2) as kibana:
-        result = CliRunner().invoke(app, ["kibana", "import", "--url", kibana.url,
-                                          "--timeout", "30"])
+        result = CliRunner().invoke(
+            app, ["kibana", "import", "--url", kibana.url, "--timeout", "30"]
+        )
     assert result.exit_code == 0, result.output
     assert f"Imported {len(OBJECTS)} saved objects" in " ".join(result.output.split())
     statuses = [r for r in kibana.requests if r["path"] == "/api/status"]

@@ -132,8 +132,7 @@ def apply_space_settings(session: requests.Session, base: str, request_timeout: 
     )
     if response.status_code != 200:
         raise KibanaError(
-            f"Kibana refused the advanced settings ({response.status_code}): "
-            f"{response.text[:300]}"
+            f"Kibana refused the advanced settings ({response.status_code}): {response.text[:300]}"
         )
 
 

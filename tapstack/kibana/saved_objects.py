@@ -140,7 +140,9 @@ def _metric_column(panel: Panel, metric: Metric) -> dict:
     }
     if metric.op == "count":
         column.update(
-            dataType="number", scale="ratio", sourceField="___records___",
+            dataType="number",
+            scale="ratio",
+            sourceField="___records___",
             params={"emptyAsNull": False},
         )
     elif metric.op == "last_value":
@@ -171,8 +173,10 @@ def _split_column(panel: Panel, split: Split) -> dict:
             "scale": "interval",
             "sourceField": split.field,
         }
-    order_by = panel.metric(split.order_by) if split.order_by else next(
-        (m for m in panel.metrics if m.op == "count"), None
+    order_by = (
+        panel.metric(split.order_by)
+        if split.order_by
+        else next((m for m in panel.metrics if m.op == "count"), None)
     )
     order = (
         {"type": "column", "columnId": _column_id(panel, order_by.key)}
@@ -383,8 +387,11 @@ def dashboard_object(dashboard: Dashboard = DASHBOARD) -> dict:
             }
         )
         references.append(
-            {"id": object_id(panel), "name": f"{panel.key}:panel_{panel.key}",
-             "type": object_type(panel)}
+            {
+                "id": object_id(panel),
+                "name": f"{panel.key}:panel_{panel.key}",
+                "type": object_type(panel),
+            }
         )
     for control in dashboard.controls:
         references.append(
@@ -401,8 +408,13 @@ def dashboard_object(dashboard: Dashboard = DASHBOARD) -> dict:
             "searchSourceJSON": _dumps({"query": {"language": "kuery", "query": ""}, "filter": []})
         },
         "optionsJSON": _dumps(
-            {"useMargins": True, "syncColors": True, "syncCursor": True, "syncTooltips": False,
-             "hidePanelTitles": False}
+            {
+                "useMargins": True,
+                "syncColors": True,
+                "syncCursor": True,
+                "syncTooltips": False,
+                "hidePanelTitles": False,
+            }
         ),
         "panelsJSON": _dumps(panels),
         "refreshInterval": {"pause": False, "value": dashboard.refresh_seconds * 1000},

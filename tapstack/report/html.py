@@ -138,8 +138,10 @@ def line_svg(panel: Panel, result: queries.PanelResult) -> str:
     def y(v: float) -> float:
         return top + plot_h - v / top_value * plot_h
 
-    parts = [f'<svg class="chart line" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{_esc(panel.title)}">']
+    parts = [
+        f'<svg class="chart line" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_esc(panel.title)}">'
+    ]
     for step in range(5):
         v = top_value * step / 4
         parts.append(
@@ -183,8 +185,10 @@ def hbar_svg(panel: Panel, result: queries.PanelResult, colours: _Colours) -> st
     height = row_h * len(rows) + 6
     width_chars = max(8, label_w // 7)
     top_value = max(float(r[metric.key] or 0) for r in rows) or 1.0
-    parts = [f'<svg class="chart hbar" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{_esc(panel.title)}">']
+    parts = [
+        f'<svg class="chart hbar" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_esc(panel.title)}">'
+    ]
     for i, row in enumerate(rows):
         v = float(row[metric.key] or 0)
         y = 4 + i * row_h
@@ -214,9 +218,11 @@ def vbar_svg(panel: Panel, result: queries.PanelResult, colours: _Colours) -> st
     slot = width / len(rows)
     bar_w = min(110.0, slot * 0.6)
     top_value = max(float(r[metric.key] or 0) for r in rows) or 1.0
-    parts = [f'<svg class="chart vbar" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{_esc(panel.title)}">',
-             f'<line class="axis" x1="0" x2="{width}" y1="{top + plot_h}" y2="{top + plot_h}"/>']
+    parts = [
+        f'<svg class="chart vbar" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_esc(panel.title)}">',
+        f'<line class="axis" x1="0" x2="{width}" y1="{top + plot_h}" y2="{top + plot_h}"/>',
+    ]
     for i, row in enumerate(rows):
         v = float(row[metric.key] or 0)
         h = max(2.0, v / top_value * plot_h)
@@ -243,8 +249,10 @@ def donut_svg(panel: Panel, result: queries.PanelResult, colours: _Colours) -> s
     total = sum(float(r[metric.key]) for r in rows)
     radius, stroke, size = 70, 34, 200
     circumference = 2 * math.pi * radius
-    parts = [f'<svg class="chart donut" viewBox="0 0 {size} {size}" role="img" '
-             f'aria-label="{_esc(panel.title)}"><g transform="rotate(-90 100 100)">']
+    parts = [
+        f'<svg class="chart donut" viewBox="0 0 {size} {size}" role="img" '
+        f'aria-label="{_esc(panel.title)}"><g transform="rotate(-90 100 100)">'
+    ]
     offset = 0.0
     for row in rows:
         share = float(row[metric.key]) / total
@@ -283,7 +291,7 @@ def table_html(panel: Panel, result: queries.PanelResult) -> str:
         heads += [(m.key, m.label, m.format) for m in panel.metrics]
     numeric = {"money", "integer", "number"}
     head = "".join(
-        f'<th{" class=num" if kind in numeric else ""}>{_esc(label)}</th>'
+        f"<th{' class=num' if kind in numeric else ''}>{_esc(label)}</th>"
         for _, label, kind in heads
     )
     body = []
@@ -297,7 +305,7 @@ def table_html(panel: Panel, result: queries.PanelResult) -> str:
                 text = _short(text, 13)
             cells.append(f"<td{attrs}>{_esc(text)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def panel_body(panel: Panel, result: queries.PanelResult, colours: _Colours) -> str:
@@ -401,7 +409,7 @@ def render(
         f"<header><div><h1>{_esc(dashboard.title)}</h1>"
         f'<div class="sub">{_esc(dashboard.description)}</div></div>'
         f'<div class="controls">{_control_chips(dashboard, selections)}</div></header>'
-        f'<main>{"".join(panels)}</main>'
+        f"<main>{''.join(panels)}</main>"
         f"<footer>{_esc(SHOP)} &middot; generated "
         f"{_esc(generated_at.strftime('%Y-%m-%d %H:%M %Z'))}"
         f" from Elasticsearch indices {_esc(contracts.index('orders'))} and "

@@ -248,9 +248,7 @@ PANELS: tuple[Panel, ...] = (
         role="lines",
         chart="bar_horizontal",
         grid=Grid(0, 28, 24, 13),
-        metrics=(
-            Metric("units", "Units sold", "sum", "quantity", format="integer"),
-        ),
+        metrics=(Metric("units", "Units sold", "sum", "quantity", format="integer"),),
         split=Split("product", "Product", "terms", "product_name", size=10, order_by="units"),
     ),
     Panel(
@@ -272,8 +270,14 @@ PANELS: tuple[Panel, ...] = (
         chart="table",
         grid=Grid(0, 41, 24, 13),
         metrics=(
-            Metric("name", "First name", "last_value", "customer_first_name", "event_time",
-                   format="text"),
+            Metric(
+                "name",
+                "First name",
+                "last_value",
+                "customer_first_name",
+                "event_time",
+                format="text",
+            ),
             Metric("ltv", f"Lifetime value ({CURRENCY})", "sum", "total", format="money"),
             Metric("orders", "Orders", "count", format="integer"),
         ),

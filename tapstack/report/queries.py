@@ -186,12 +186,15 @@ def kpis(es: Elasticsearch, results: Mapping[str, PanelResult] | None = None) ->
     """Total revenue, order count, average order value and the behaviour split."""
     results = results or {
         key: run_panel(es, DASHBOARD.panel(key))
-        for key in ("total-revenue", "orders", "average-order-value", "behaviour-share",
-                    "revenue-by-behaviour")
+        for key in (
+            "total-revenue",
+            "orders",
+            "average-order-value",
+            "behaviour-share",
+            "revenue-by-behaviour",
+        )
     }
-    revenue_by = {
-        row["behaviour"]: row["revenue"] for row in results["revenue-by-behaviour"].rows
-    }
+    revenue_by = {row["behaviour"]: row["revenue"] for row in results["revenue-by-behaviour"].rows}
     return {
         "revenue": results["total-revenue"].value,
         "orders": int(results["orders"].value),

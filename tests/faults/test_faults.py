@@ -49,10 +49,10 @@ def _count(pipeline, case, orders, report, timeout=300):
     ids = [o.order_id for o in orders]
     found = pipeline.wait_indexed(ids, timeout=timeout)
     docs = pipeline.orders_by_id(ids)
-    lines = pipeline.lines_of(ids)
     expected_lines = {
         f"{o.order_id}-{i}" for o in orders for i in range(1, len(o.event["items"]) + 1)
     }
+    lines = pipeline.wait_lines(ids, len(expected_lines), timeout=timeout)
     line_ids = [line["_id"] for line in lines]
     lost = len(set(ids) - set(docs)) + len(expected_lines - set(line_ids))
     duplicated = (found - len(docs)) + (len(line_ids) - len(set(line_ids)))

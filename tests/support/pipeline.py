@@ -74,6 +74,19 @@ class Pipeline:
         )["hits"]["hits"]
         return {hit["_source"]["order_id"]: hit["_source"] for hit in hits}
 
+    def wait_lines(self, order_ids: list[int], expected: int, timeout: float = 120) -> list[dict]:
+        """Wait until the orders' line documents number `expected`; return them.
+
+        The loader writes an order's document before its lines, so a visible order does not
+        mean its lines are searchable yet (they may wait on a bulk retry after an outage).
+        """
+        deadline = time.monotonic() + timeout
+        lines = self.lines_of(order_ids)
+        while len(lines) < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+            lines = self.lines_of(order_ids)
+        return lines
+
     def lines_of(self, order_ids: list[int]) -> list[dict]:
         self.es.indices.refresh(index=contracts.index("lines"))
         result = self.es.search(
