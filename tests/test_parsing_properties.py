@@ -123,12 +123,15 @@ def mutated_line(draw) -> str:
         else:
             parent[path[-1]] = draw(odd_values)
     line = json.dumps(order, ensure_ascii=False, separators=(",", ":"))
-    damage = draw(st.sampled_from(["none", "none", "truncate", "control", "unicode"]))
+    damage = draw(st.sampled_from(["none", "none", "truncate", "control", "unicode", "glued"]))
     if damage == "truncate":
         line = line[: draw(st.integers(0, max(len(line) - 1, 0)))]
     elif damage == "control":
         at = draw(st.integers(0, len(line)))
         line = line[:at] + draw(st.sampled_from(["\x00", "\x07", "\x1b[31m", "\r"])) + line[at:]
+    elif damage == "glued":
+        # Two lines that lost the newline between them, or one with something after it.
+        line += draw(st.sampled_from([line, "x", "]", "}", ",1", " {}"]))
     elif damage == "unicode":
         name = draw(st.text(min_size=1, max_size=8).filter(lambda t: t.strip()))
         order["customer"] = (
@@ -144,7 +147,7 @@ def mutated_line(draw) -> str:
 
 
 @settings(
-    max_examples=4,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -172,3 +175,23 @@ def test_every_line_gives_one_row_and_bad_means_dead_lettered(spark, lines):
                 ).hexdigest()
             )
             assert "email" not in analysis_columns()
+
+
+def test_a_line_with_anything_after_its_json_is_dead_lettered(spark):
+    """Spark's parser stops after the first JSON value; a second order glued to the first
+    must not be dropped silently with the first one accepted."""
+    good = json.dumps(BASE[0], separators=(",", ":"))
+    lines = [good, good + good, good + "junk", good + "]", good + ",1", good + " \t"]
+    frame = spark.createDataFrame(
+        [(None, line.encode(), "Topic_Purchase", 0, i) for i, line in enumerate(lines)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    rows = sorted(parse_lines(frame, RULES).collect(), key=lambda r: r.source_offset)
+    assert [row.reason for row in rows] == [
+        None,
+        "not JSON",
+        "not JSON",
+        "not JSON",
+        "not JSON",
+        None,
+    ]

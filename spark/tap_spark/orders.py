@@ -47,68 +47,117 @@ def _maximum(field: str) -> float:
     return _schema()["properties"][field]["maximum"]
 
 
-def _unwrap_collector(value: Column) -> Column:
-    """Fluent Bit puts a line it could not parse as JSON under `log`; take the line back out."""
-    logged = F.get_json_object(value, "$.log")
-    has_order = F.get_json_object(value, "$.order_id").isNotNull()
-    return F.when(~has_order & logged.isNotNull(), logged).otherwise(value)
+def _minimum(*path: str) -> float:
+    """The contract's minimum of a field; path through objects and "items" for order lines."""
+    node = _schema()
+    for name in path:
+        node = node["properties"][name]
+        if node["type"] == "array":
+            node = node["items"]
+    return node["minimum"]
 
 
-_INTEGER_TYPES = ("BIGINT", "INT", "SMALLINT", "TINYINT")
-# JSON numbers with no fraction (7 or 7.0) that fit a long; 1e20 does not.
-_WHOLE_DECIMAL = r"^DECIMAL\((1[0-8]|[1-9]),0\)$"
+_INTEGER = r"BIGINT|INT|SMALLINT|TINYINT|DECIMAL\((1[0-8]|[1-9]),0\)"
+# schema_of_variant names of each JSON Schema type. A JSON number with no fraction that fits a
+# long (7 or 7.0) is an integer; 1e20 parses as a DOUBLE and is not.
+_KIND_PATTERNS = {
+    "integer": rf"^({_INTEGER})$",
+    "number": rf"^({_INTEGER}|DECIMAL\(\d+,\d+\)|DOUBLE|FLOAT)$",
+    "string": r"^STRING$",
+    "boolean": r"^BOOLEAN$",
+    "object": r"^OBJECT$",
+    "array": r"^ARRAY$",
+}
 
 
-def _has_json_type(value: Column, expected: str) -> Column:
-    """Whether a VARIANT value is of the JSON Schema type `expected`."""
-    kind = F.schema_of_variant(value)
-    integer = kind.isin(*_INTEGER_TYPES) | kind.rlike(_WHOLE_DECIMAL)
-    return {
-        "integer": integer,
-        "number": integer | kind.startswith("DECIMAL") | kind.isin("DOUBLE", "FLOAT"),
-        "string": kind == "STRING",
-        "boolean": kind == "BOOLEAN",
-        "object": kind.startswith("OBJECT"),
-        "array": kind.startswith("ARRAY"),
-    }[expected]
+def _kind(value: Column) -> Column:
+    """The JSON kind of a VARIANT: OBJECT, ARRAY or the scalar's type (BIGINT, STRING, ...).
+
+    Containers are recognised by a cast that does not walk them: schema_of_variant on a whole
+    order would build its full schema string, which costs more than everything else together.
+    """
+    return (
+        F.when(F.try_variant_get(value, "$", "struct<>").isNotNull(), F.lit("OBJECT"))
+        .when(F.try_variant_get(value, "$", "array<variant>").isNotNull(), F.lit("ARRAY"))
+        .otherwise(F.schema_of_variant(value))
+    )
+
+
+def _is(kind: Column, expected: str) -> Column:
+    return kind.rlike(_KIND_PATTERNS[expected])
 
 
 def _get(variant: Column, path: str) -> Column:
     return F.try_variant_get(variant, path, "variant")
 
 
-def _object_reasons(variant: Column, node: dict, prefix: str) -> list[Column]:
-    """'missing field x' / 'wrong type for x' for each required field of a JSON Schema object,
-    checked on the JSON as written (a JSON false is no string, "12" no number)."""
+@dataclass(frozen=True)
+class _Field:
+    """A required field of the contract, where it sits and the object that holds it."""
+
+    path: str
+    label: str
+    expected: str
+    parent: int | None  # index of the enclosing object's _Field, None at the top level
+
+
+def _required_fields() -> list[_Field]:
+    """The contract's required fields, depth first; items are checked apart (an array)."""
+    fields: list[_Field] = []
+
+    def walk(node: dict, prefix: str, parent: int | None) -> None:
+        for name in node["required"]:
+            child = node["properties"][name]
+            fields.append(
+                _Field(f"{prefix}.{name}", (prefix + "." + name)[2:], child["type"], parent)
+            )
+            if child["type"] == "object":
+                walk(child, f"{prefix}.{name}", len(fields) - 1)
+
+    walk(_schema(), "$", None)
+    return fields
+
+
+def _field_kinds(records: DataFrame, variant: Column) -> DataFrame:
+    """Add `kinds`: the JSON kind of each required field (null when absent), in
+    _required_fields() order. Two projections, so each field is looked up once."""
+    fields = _required_fields()
+    values = records.withColumn("field_values", F.array(*[_get(variant, f.path) for f in fields]))
+    kinds = F.array(*[_kind(F.col("field_values")[i]) for i in range(len(fields))])
+    return values.withColumn("kinds", kinds).drop("field_values")
+
+
+def _type_reasons(kinds: Column, variant: Column) -> Column:
+    """'missing field x' / 'wrong type for x' for each required field, and 'malformed item',
+    judged on the JSON as written (a JSON false is no string, "12" no number). A field inside
+    an object is judged only when that object is there and is one."""
+    fields = _required_fields()
     reasons = []
-    for name in node["required"]:
-        child = node["properties"][name]
-        value = _get(variant, f"$.{name}")
-        label = f"{prefix}{name}"
-        reasons.append(F.when(value.isNull(), F.lit(f"missing field {label}")))
-        wrong = value.isNotNull() & ~_has_json_type(value, child["type"])
-        reasons.append(F.when(wrong, F.lit(f"wrong type for {label}")))
-        if child["type"] == "object":
-            inner = _object_reasons(value, child, f"{label}.")
-            reasons += [F.when(~wrong, reason) for reason in inner]
-    return reasons
+    for i, field in enumerate(fields):
+        kind = kinds[i]
+        present = F.lit(True) if field.parent is None else kinds[field.parent] == "OBJECT"
+        reasons.append(F.when(present & kind.isNull(), F.lit(f"missing field {field.label}")))
+        reasons.append(
+            F.when(present & ~_is(kind, field.expected), F.lit(f"wrong type for {field.label}"))
+        )
+    items_at = next(i for i, f in enumerate(fields) if f.path == "$.items")
+    reasons.append(F.when(kinds[items_at] == "ARRAY", _item_reason(variant)))
+    return F.array_compact(F.array(*reasons))
 
 
-def _item_reasons(variant: Column) -> list[Column]:
-    """One reason when any order line lacks a field or has one of the wrong type."""
+def _item_reason(variant: Column) -> Column:
+    """One reason when any order line is no object or lacks a field or has one of the wrong type."""
     node = _schema()["properties"]["items"]["items"]
     items = F.try_variant_get(variant, "$.items", "array<variant>")
 
     def bad(item: Column) -> Column:
-        problems = [item.isNull() | ~_has_json_type(item, "object")]
+        problems = [_kind(item) != "OBJECT"]
         for name in node["required"]:
-            value = _get(item, f"$.{name}")
-            problems.append(
-                value.isNull() | ~_has_json_type(value, node["properties"][name]["type"])
-            )
+            kind = _kind(_get(item, f"$.{name}"))
+            problems.append(F.coalesce(~_is(kind, node["properties"][name]["type"]), F.lit(True)))
         return F.greatest(*problems)
 
-    return [F.when(F.exists(items, bad), F.lit("malformed item"))]
+    return F.when(F.exists(items, bad), F.lit("malformed item"))
 
 
 def _value_reasons(order: Column, rules: Rules) -> list[Column]:
@@ -134,6 +183,14 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
         F.when(F.size(items) == 0, F.lit("no items")),
         F.when(F.exists(items, lambda x: x["quantity"] < 1), F.lit("item quantity below 1")),
         F.when(
+            F.exists(items, lambda x: x["product_id"] < _minimum("items", "product_id")),
+            F.lit(f"item product_id below {_minimum('items', 'product_id'):g}"),
+        ),
+        F.when(
+            order["customer"]["id"] < _minimum("customer", "id"),
+            F.lit(f"customer.id below {_minimum('customer', 'id'):g}"),
+        ),
+        F.when(
             F.exists(items, lambda x: (x["unit_price"] < 0) | (x["total"] < 0)),
             F.lit("negative item price or total"),
         ),
@@ -156,41 +213,95 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
     ]
 
 
+def _parse_exact(text: Column, seal: Column) -> Column:
+    """text parsed into a VARIANT, or null unless text is exactly one JSON value.
+
+    Spark's JSON parser stops after the first value and ignores what follows, so `{..}junk`
+    would pass and in `{..}{..}` (two orders missing their newline) the second would be lost.
+    Parsing `[text,seal]`, where seal is a hash of text, and finding the seal as the second
+    element proves that the first value ended where text did: a line cannot hold its own hash.
+    """
+    framed = F.try_parse_json(
+        F.concat(F.lit("["), text, F.lit(","), seal.cast("string"), F.lit("]"))
+    )
+    ends_with_text = F.try_variant_get(framed, "$[1]", "bigint") == seal
+    return F.when(ends_with_text, _get(framed, "$[0]"))
+
+
+def _unwrap_collector(records: DataFrame) -> DataFrame:
+    """Add `line` (the log line as text) and `order_json` (it parsed into a VARIANT, null when
+    it is not exactly one JSON value).
+
+    Fluent Bit puts a line it could not parse as JSON under `log`; that line is taken back out
+    and parsed (the only records parsed twice).
+    """
+    text = F.col("raw_value").cast("string")
+    first = records.withColumn("json", _parse_exact(text, F.xxhash64(text)))
+    logged = F.try_variant_get("json", "$.log", "string")
+    wrapped = logged.isNotNull() & _get(F.col("json"), "$.order_id").isNull()
+    unwrapped = first.select(
+        "*",
+        wrapped.alias("wrapped"),
+        F.when(wrapped, logged).otherwise(text).alias("line"),
+    )
+    return unwrapped.select(
+        "*",
+        F.when(F.col("wrapped"), _parse_exact(F.col("line"), F.xxhash64("line")))
+        .otherwise(F.col("json"))
+        .alias("order_json"),
+    ).drop("json", "wrapped")
+
+
 def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     """Kafka records (key, value, topic, partition, offset) -> (raw, order, reason) rows.
 
     The line is parsed once into a VARIANT: its JSON types are checked against the contract,
     then it is cast to the Spark schema derived from the contract. reason is null for a good
-    line, else every problem found, separated by '; '.
+    line, else every problem found, separated by '; '. Each step is its own projection so that
+    Spark computes the parse, the kinds and the cast once per record, however often the checks
+    read them.
     """
-    line = _unwrap_collector(F.col("value").cast("string"))
-    parsed = records.select(
+    raw = records.select(
         F.col("key").alias("raw_key"),
         F.col("value").alias("raw_value"),
         F.col("topic").alias("source_topic"),
         F.col("partition").alias("source_partition"),
         F.col("offset").alias("source_offset"),
-        line.alias("line"),
-    ).withColumn("json", F.try_parse_json("line"))
-    variant = F.col("json")
-    parsed = parsed.withColumn(
-        "order", F.try_variant_get(variant, "$", order_line_schema().simpleString())
     )
-    is_object = _has_json_type(variant, "object")
-    checks = [
-        F.when(F.col("line").isNull(), F.lit("empty record")),
-        F.when(F.col("line").isNotNull() & variant.isNull(), F.lit("not JSON")),
-        F.when(variant.isNotNull() & ~is_object, F.lit("not a JSON object")),
-    ]
-    typed = _object_reasons(variant, _schema(), "") + _item_reasons(variant)
-    type_checks = [F.when(is_object, c) for c in typed]
+    variant = F.col("order_json")
+    unwrapped = _unwrap_collector(raw)
+    with_kinds = _field_kinds(unwrapped.withColumn("root_kind", _kind(variant)), variant)
+    is_object = F.col("root_kind") == "OBJECT"
+    framing = F.array_compact(
+        F.array(
+            F.when(F.col("line").isNull(), F.lit("empty record")),
+            F.when(F.col("line").isNotNull() & variant.isNull(), F.lit("not JSON")),
+            F.when(variant.isNotNull() & ~is_object, F.lit("not a JSON object")),
+        )
+    )
+    typed = with_kinds.select(
+        "*",
+        framing.alias("framing"),
+        F.when(is_object, _type_reasons(F.col("kinds"), variant)).alias("type_reasons"),
+    )
     # Values are judged only once every type is right (a cast of a wrong type says nothing).
-    types_ok = F.size(F.array_compact(F.array(*type_checks))) == 0
-    value_checks = [F.when(is_object & types_ok, c) for c in _value_reasons(F.col("order"), rules)]
-    reasons = F.array_compact(F.array(*checks, *type_checks, *value_checks))
-    return parsed.withColumn(
-        "reason", F.when(F.size(reasons) > 0, F.concat_ws("; ", reasons))
-    ).drop("json")
+    types_ok = (F.size("framing") == 0) & (F.size("type_reasons") == 0)
+    cast = typed.select(
+        "*",
+        types_ok.alias("types_ok"),
+        F.when(types_ok, F.try_variant_get(variant, "$", order_line_schema().simpleString())).alias(
+            "order"
+        ),
+    )
+    values = [F.when(F.col("types_ok"), c) for c in _value_reasons(F.col("order"), rules)]
+    reasons = F.array_compact(
+        F.concat(F.col("framing"), F.coalesce(F.col("type_reasons"), F.array()), F.array(*values))
+    )
+    return (
+        cast.withColumn("reasons", reasons)
+        .withColumn("reason", F.when(F.size("reasons") > 0, F.concat_ws("; ", "reasons")))
+        .drop("order_json", "root_kind", "kinds", "framing", "type_reasons", "types_ok", "reasons")
+    )
 
 
 def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
