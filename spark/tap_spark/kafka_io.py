@@ -8,23 +8,33 @@ from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from tapstack import contracts
 from tapstack.readiness import mark_ready  # noqa: F401  (re-exported for the jobs)
 
+# Trigger prefix selecting Spark's real-time mode ("real-time 5 minutes"), see write().
+REAL_TIME = "real-time "
+
 
 def read_topic(spark: SparkSession, topic: str) -> DataFrame:
     """A topic from the earliest offset; a truncated topic does not stop the query."""
-    return (
+    reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", contracts.kafka_bootstrap())
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "false")
-        .option("maxOffsetsPerTrigger", str(contracts.streaming("max_offsets_per_trigger")))
-        .load()
     )
+    if not real_time():  # a real-time batch has no size cap, only a duration
+        reader = reader.option(
+            "maxOffsetsPerTrigger", str(contracts.streaming("max_offsets_per_trigger"))
+        )
+    return reader.load()
+
+
+def real_time() -> bool:
+    return contracts.streaming("trigger").startswith(REAL_TIME)
 
 
 def dead_letter_headers(stage: str, partition: str, offset: str) -> Column:
@@ -72,19 +82,34 @@ def routed(
 
 
 def write(records: DataFrame, name: str) -> StreamingQuery:
-    """Start the Kafka sink with a checkpoint per query and the configured trigger."""
+    """Start the Kafka sink with a checkpoint per query and the configured trigger.
+
+    A trigger "real-time <interval>" runs Spark 4.1's real-time mode: long-running tasks that
+    pass each record on as it arrives, with a checkpoint every <interval>; any other trigger
+    is a micro-batch processing time.
+    """
     checkpoint = Path(os.environ.get("TAP_CHECKPOINT_DIR", "checkpoints")) / name
-    return (
+    trigger = contracts.streaming("trigger")
+    writer = (
         records.writeStream.format("kafka")
         .queryName(name)
         .option("kafka.bootstrap.servers", contracts.kafka_bootstrap())
         .option("kafka.acks", "all")
         .option("kafka.linger.ms", "5")
         .option("checkpointLocation", str(checkpoint))
-        .outputMode("append")
-        .trigger(processingTime=contracts.streaming("trigger"))
-        .start()
     )
+    if real_time():
+        return _real_time(writer.outputMode("update"), trigger.removeprefix(REAL_TIME)).start()
+    return writer.outputMode("append").trigger(processingTime=trigger).start()
+
+
+def _real_time(writer: DataStreamWriter, interval: str) -> DataStreamWriter:
+    """PySpark 4.1 has no keyword for the real-time trigger yet; the JVM API has it."""
+    jvm = SparkSession.getActiveSession()._jvm
+    writer._jwrite = writer._jwrite.trigger(
+        jvm.org.apache.spark.sql.streaming.Trigger.RealTime(interval)
+    )
+    return writer
 
 
 def required_env(name: str, hint: str) -> str:
