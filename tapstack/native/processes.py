@@ -149,8 +149,18 @@ def stop(run_dir: Path, name: str, timeout: float = 30.0, hard: bool = False) ->
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
     psutil.wait_procs(alive, timeout=10)
-    _pid_file(run_dir, name).unlink(missing_ok=True)
+    _forget(run_dir, name, managed.pid)
     return True
+
+
+def _forget(run_dir: Path, name: str, pid: int) -> None:
+    """Remove the pid file if it still names pid. After a crash-like kill the supervisor may
+    already have started a successor and registered it; losing its pid file would leave it
+    running unseen by stop."""
+    path = _pid_file(run_dir, name)
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError):
+        if json.loads(path.read_text())["pid"] == pid:
+            path.unlink(missing_ok=True)
 
 
 def kill_hard(run_dir: Path, name: str) -> bool:

@@ -1,0 +1,42 @@
+"""The native stack's process registry (tapstack.native.processes), on real child processes."""
+
+from __future__ import annotations
+
+import psutil
+
+from tapstack.native import processes
+
+SLEEPER = ["sleep", "60"]
+
+
+def test_stop_ends_the_process_and_forgets_it(tmp_path):
+    managed = processes.start(tmp_path, "job", SLEEPER)
+    assert processes.find(tmp_path, "job").pid == managed.pid
+    assert processes.stop(tmp_path, "job", timeout=5)
+    assert not psutil.pid_exists(managed.pid) or psutil.Process(managed.pid).status() == "zombie"
+    assert processes.find(tmp_path, "job") is None
+    assert processes.held(tmp_path, "job"), "a stop on purpose holds the process"
+
+
+def test_a_successor_started_during_a_kill_stays_registered(tmp_path, monkeypatch):
+    """kill -9, and the supervisor restarts the job before the kill has finished: the
+    successor's registration must survive, or it would run on unseen by every later stop."""
+    first = processes.start(tmp_path, "job", SLEEPER)
+    real_wait = psutil.wait_procs
+    successor = {}
+
+    def wait_and_restart(procs, timeout=None):
+        if not successor:
+            successor["managed"] = processes.start(tmp_path, "job", SLEEPER, unless_held=True)
+        return real_wait(procs, timeout=timeout)
+
+    monkeypatch.setattr(processes.psutil, "wait_procs", wait_and_restart)
+    assert processes.kill_hard(tmp_path, "job")
+    monkeypatch.undo()
+    try:
+        started = successor["managed"]
+        assert started is not None and started.pid != first.pid
+        assert processes.find(tmp_path, "job").pid == started.pid
+    finally:
+        processes.stop(tmp_path, "job", timeout=5)
+    assert processes.find(tmp_path, "job") is None
