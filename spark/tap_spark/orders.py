@@ -43,18 +43,23 @@ def _schema() -> dict:
     return contracts.order_schema()
 
 
-def _maximum(field: str) -> float:
-    return _schema()["properties"][field]["maximum"]
-
-
-def _minimum(*path: str) -> float:
-    """The contract's minimum of a field; path through objects and "items" for order lines."""
+def _bound(bound: str, *path: str) -> float:
+    """The contract's "minimum" or "maximum" of a field; path through objects and "items"
+    for order lines."""
     node = _schema()
     for name in path:
         node = node["properties"][name]
         if node["type"] == "array":
             node = node["items"]
-    return node["minimum"]
+    return node[bound]
+
+
+def _minimum(*path: str) -> float:
+    return _bound("minimum", *path)
+
+
+def _maximum(*path: str) -> float:
+    return _bound("maximum", *path)
 
 
 _INTEGER = r"BIGINT|INT|SMALLINT|TINYINT|DECIMAL\((1[0-8]|[1-9]),0\)"
@@ -151,7 +156,7 @@ def _item_reason(variant: Column) -> Column:
     items = F.try_variant_get(variant, "$.items", "array<variant>")
 
     def bad(item: Column) -> Column:
-        problems = [_kind(item) != "OBJECT"]
+        problems = [F.coalesce(_kind(item) != "OBJECT", F.lit(True))]
         for name in node["required"]:
             kind = _kind(_get(item, f"$.{name}"))
             problems.append(F.coalesce(~_is(kind, node["properties"][name]["type"]), F.lit(True)))
@@ -167,8 +172,11 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
         items, F.lit(0.0), lambda acc, x: acc + F.coalesce(x["total"], F.lit(0.0))
     )
     return [
-        F.when(order["order_id"] < 1, F.lit("order_id below 1")),
-        F.when(order["total"] < 0, F.lit("negative total")),
+        F.when(
+            order["order_id"] < _minimum("order_id"),
+            F.lit(f"order_id below {_minimum('order_id'):g}"),
+        ),
+        F.when(order["total"] < _minimum("total"), F.lit("negative total")),
         F.when(
             F.isnan(order["total"]) | (order["total"] > _maximum("total")),
             F.lit("implausible total"),
@@ -181,7 +189,10 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
             order["pages_viewed"] > _maximum("pages_viewed"), F.lit("pages_viewed out of range")
         ),
         F.when(F.size(items) == 0, F.lit("no items")),
-        F.when(F.exists(items, lambda x: x["quantity"] < 1), F.lit("item quantity below 1")),
+        F.when(
+            F.exists(items, lambda x: x["quantity"] < _minimum("items", "quantity")),
+            F.lit(f"item quantity below {_minimum('items', 'quantity'):g}"),
+        ),
         F.when(
             F.exists(items, lambda x: x["product_id"] < _minimum("items", "product_id")),
             F.lit(f"item product_id below {_minimum('items', 'product_id'):g}"),
@@ -191,7 +202,13 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
             F.lit(f"customer.id below {_minimum('customer', 'id'):g}"),
         ),
         F.when(
-            F.exists(items, lambda x: (x["unit_price"] < 0) | (x["total"] < 0)),
+            F.exists(
+                items,
+                lambda x: (
+                    (x["unit_price"] < _minimum("items", "unit_price"))
+                    | (x["total"] < _minimum("items", "total"))
+                ),
+            ),
             F.lit("negative item price or total"),
         ),
         F.when(
@@ -199,11 +216,14 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
             F.lit("items do not add up to the total"),
         ),
         F.when(
-            (order["duration_session"] < 0)
+            (order["duration_session"] < _minimum("duration_session"))
             | (order["duration_session"] > rules.max_session_seconds),
             F.lit("duration_session out of range"),
         ),
-        F.when(order["pages_viewed"] < 1, F.lit("pages_viewed below 1")),
+        F.when(
+            order["pages_viewed"] < _minimum("pages_viewed"),
+            F.lit(f"pages_viewed below {_minimum('pages_viewed'):g}"),
+        ),
         F.when(~order["currency"].rlike("^[A-Z]{3}$"), F.lit("currency is not an ISO 4217 code")),
         F.when(
             F.try_to_timestamp(order["timestamp"], F.lit(ISO_WITH_OFFSET)).isNull(),
@@ -213,19 +233,27 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
     ]
 
 
-def _parse_exact(text: Column, seal: Column) -> Column:
-    """text parsed into a VARIANT, or null unless text is exactly one JSON value.
+def _parse_exact(records: DataFrame, text: str, out: str) -> DataFrame:
+    """Add column `out`: column `text` parsed into a VARIANT, or null unless the text is
+    exactly one JSON value.
 
     Spark's JSON parser stops after the first value and ignores what follows, so `{..}junk`
     would pass and in `{..}{..}` (two orders missing their newline) the second would be lost.
     Parsing `[text,seal]`, where seal is a hash of text, and finding the seal as the second
     element proves that the first value ended where text did: a line cannot hold its own hash.
+    The seal and the parse are projected once each, however often they are read.
     """
-    framed = F.try_parse_json(
-        F.concat(F.lit("["), text, F.lit(","), seal.cast("string"), F.lit("]"))
+    sealed = records.withColumn("_seal", F.xxhash64(text))
+    framed = sealed.withColumn(
+        "_framed",
+        F.try_parse_json(
+            F.concat(F.lit("["), F.col(text), F.lit(","), F.col("_seal").cast("string"), F.lit("]"))
+        ),
     )
-    ends_with_text = F.try_variant_get(framed, "$[1]", "bigint") == seal
-    return F.when(ends_with_text, _get(framed, "$[0]"))
+    ends_with_text = F.try_variant_get("_framed", "$[1]", "bigint") == F.col("_seal")
+    return framed.withColumn(out, F.when(ends_with_text, _get(F.col("_framed"), "$[0]"))).drop(
+        "_seal", "_framed"
+    )
 
 
 def _unwrap_collector(records: DataFrame) -> DataFrame:
@@ -235,21 +263,20 @@ def _unwrap_collector(records: DataFrame) -> DataFrame:
     Fluent Bit puts a line it could not parse as JSON under `log`; that line is taken back out
     and parsed (the only records parsed twice).
     """
-    text = F.col("raw_value").cast("string")
-    first = records.withColumn("json", _parse_exact(text, F.xxhash64(text)))
-    logged = F.try_variant_get("json", "$.log", "string")
-    wrapped = logged.isNotNull() & _get(F.col("json"), "$.order_id").isNull()
+    text = records.withColumn("_text", F.col("raw_value").cast("string"))
+    first = _parse_exact(text, "_text", "_json")
+    logged = F.try_variant_get("_json", "$.log", "string")
+    wrapped = logged.isNotNull() & _get(F.col("_json"), "$.order_id").isNull()
     unwrapped = first.select(
         "*",
-        wrapped.alias("wrapped"),
-        F.when(wrapped, logged).otherwise(text).alias("line"),
+        F.when(wrapped, logged).alias("_logged"),
+        F.when(wrapped, logged).otherwise(F.col("_text")).alias("line"),
     )
-    return unwrapped.select(
-        "*",
-        F.when(F.col("wrapped"), _parse_exact(F.col("line"), F.xxhash64("line")))
-        .otherwise(F.col("json"))
-        .alias("order_json"),
-    ).drop("json", "wrapped")
+    second = _parse_exact(unwrapped, "_logged", "_logged_json")
+    return second.withColumn(
+        "order_json",
+        F.when(F.col("_logged").isNotNull(), F.col("_logged_json")).otherwise(F.col("_json")),
+    ).drop("_text", "_json", "_logged", "_logged_json")
 
 
 def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
