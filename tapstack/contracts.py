@@ -90,3 +90,13 @@ def streaming(option: str) -> Any:
     value = settings()["streaming"][option]
     override = os.environ.get(f"TAP_{option.upper()}")
     return value if override is None else type(value)(override)
+
+
+# A trigger "real-time <interval>" selects Spark's real-time mode; any other is a processing time.
+REAL_TIME = "real-time "
+
+
+def real_time_interval() -> str | None:
+    """The checkpoint interval when the Spark jobs run in real-time mode, else None."""
+    trigger = streaming("trigger")
+    return trigger.removeprefix(REAL_TIME) if trigger.startswith(REAL_TIME) else None

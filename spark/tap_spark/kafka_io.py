@@ -13,9 +13,6 @@ from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 from tapstack import contracts
 from tapstack.readiness import mark_ready  # noqa: F401  (re-exported for the jobs)
 
-# Trigger prefix selecting Spark's real-time mode ("real-time 5 minutes"), see write().
-REAL_TIME = "real-time "
-
 
 def read_topic(spark: SparkSession, topic: str) -> DataFrame:
     """A topic from the earliest offset; a truncated topic does not stop the query."""
@@ -26,15 +23,11 @@ def read_topic(spark: SparkSession, topic: str) -> DataFrame:
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "false")
     )
-    if not real_time():  # a real-time batch has no size cap, only a duration
+    if contracts.real_time_interval() is None:  # a real-time batch has no size cap
         reader = reader.option(
             "maxOffsetsPerTrigger", str(contracts.streaming("max_offsets_per_trigger"))
         )
     return reader.load()
-
-
-def real_time() -> bool:
-    return contracts.streaming("trigger").startswith(REAL_TIME)
 
 
 def dead_letter_headers(stage: str, partition: str, offset: str) -> Column:
@@ -89,7 +82,6 @@ def write(records: DataFrame, name: str) -> StreamingQuery:
     is a micro-batch processing time.
     """
     checkpoint = Path(os.environ.get("TAP_CHECKPOINT_DIR", "checkpoints")) / name
-    trigger = contracts.streaming("trigger")
     writer = (
         records.writeStream.format("kafka")
         .queryName(name)
@@ -98,17 +90,17 @@ def write(records: DataFrame, name: str) -> StreamingQuery:
         .option("kafka.linger.ms", "5")
         .option("checkpointLocation", str(checkpoint))
     )
-    if real_time():
-        return _real_time(writer.outputMode("update"), trigger.removeprefix(REAL_TIME)).start()
-    return writer.outputMode("append").trigger(processingTime=trigger).start()
+    interval = contracts.real_time_interval()
+    if interval is None:
+        trigger = contracts.streaming("trigger")
+        return writer.outputMode("append").trigger(processingTime=trigger).start()
+    return _real_time(records.sparkSession, writer.outputMode("update"), interval).start()
 
 
-def _real_time(writer: DataStreamWriter, interval: str) -> DataStreamWriter:
+def _real_time(spark: SparkSession, writer: DataStreamWriter, interval: str) -> DataStreamWriter:
     """PySpark 4.1 has no keyword for the real-time trigger yet; the JVM API has it."""
-    jvm = SparkSession.getActiveSession()._jvm
-    writer._jwrite = writer._jwrite.trigger(
-        jvm.org.apache.spark.sql.streaming.Trigger.RealTime(interval)
-    )
+    trigger = spark._jvm.org.apache.spark.sql.streaming.Trigger.RealTime(interval)
+    writer._jwrite = writer._jwrite.trigger(trigger)
     return writer
 
 

@@ -122,9 +122,7 @@ def _cpu_in(sampler: Sampler, window: list[float] | None) -> dict[str, float]:
     """Mean CPU cores per process over a window of the sampler's timeline."""
     if not window:
         return {}
-    samples = [s for s in sampler.window(window[0], window[1] + 1.0) if s["cpu"]]
-    names = sorted({n for s in samples for n in s["cpu"]})
-    cores = {n: sum(s["cpu"].get(n, 0.0) for s in samples) / len(samples) for n in names}
+    cores = sampler.mean_cpu(window[0], window[1] + 1.0)
     return {n: round(c, 2) for n, c in cores.items() if c >= 0.01}
 
 
@@ -162,7 +160,7 @@ def run_bench(options: Options) -> dict[str, Any]:
     extra = submit_args(options.spark_conf)
     if extra:
         os.environ["PYSPARK_SUBMIT_ARGS"] = extra
-    trigger = os.environ.get("TAP_TRIGGER") or contracts.settings()["streaming"]["trigger"]
+    trigger = contracts.streaming("trigger")
     report: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": {
@@ -174,10 +172,7 @@ def run_bench(options: Options) -> dict[str, Any]:
         "options": {**asdict(options), "out": str(options.out)},
         "settings": {
             "trigger": trigger,
-            "max_offsets_per_trigger": int(
-                os.environ.get("TAP_MAX_OFFSETS_PER_TRIGGER")
-                or contracts.settings()["streaming"]["max_offsets_per_trigger"]
-            ),
+            "max_offsets_per_trigger": contracts.streaming("max_offsets_per_trigger"),
             "partitions": contracts.settings()["topics"]["partitions"],
             "refresh_interval": contracts.settings()["indices"]["refresh_interval"],
             "spark_conf": options.spark_conf,

@@ -381,6 +381,12 @@ class Sampler(threading.Thread):
     def window(self, start: float, end: float) -> list[dict[str, Any]]:
         return [s for s in list(self.samples) if start <= s["t"] <= end]
 
+    def mean_cpu(self, start: float, end: float) -> dict[str, float]:
+        """Mean CPU cores of each process over the samples between start and end."""
+        samples = [s for s in self.window(start, end) if s["cpu"]]
+        names = sorted({n for s in samples for n in s["cpu"]})
+        return {n: float(np.mean([s["cpu"].get(n, 0.0) for s in samples])) for n in names}
+
 
 # -- one phase -----------------------------------------------------------------------------------
 
@@ -547,9 +553,7 @@ def idle_cpu(bench: Bench, trigger: str, seconds: float = 20.0) -> dict[str, Any
     time.sleep(1.5)  # the sampler's next CPU rate covers only idle time
     start = time.monotonic()
     time.sleep(seconds)
-    samples = [s for s in bench.sampler.window(start, time.monotonic()) if s["cpu"]]
-    names = sorted({n for s in samples for n in s["cpu"]})
-    cores = {n: float(np.mean([s["cpu"].get(n, 0.0) for s in samples])) for n in names}
+    cores = bench.sampler.mean_cpu(start, time.monotonic())
     return {
         "trigger": trigger,
         "seconds": seconds,

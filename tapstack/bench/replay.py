@@ -19,7 +19,6 @@ has the machine to itself (with the engines).
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 import tomllib
@@ -328,11 +327,10 @@ def run_replay(
     }
     if max_offsets:
         env["TAP_MAX_OFFSETS_PER_TRIGGER"] = str(max_offsets)
-    effective_max = int(
-        env.get("TAP_MAX_OFFSETS_PER_TRIGGER")
-        or os.environ.get("TAP_MAX_OFFSETS_PER_TRIGGER")
-        or contracts.settings()["streaming"]["max_offsets_per_trigger"]
-    )
+    # Real-time mode has no batch cap, so none is reported for it.
+    effective_max = None
+    if contracts.real_time_interval() is None:
+        effective_max = max_offsets or contracts.streaming("max_offsets_per_trigger")
     probe = Probe(stack.run_dir)
     try:
         say(f"Producing a backlog of {backlog:,} orders into {topics['purchase']}...")
@@ -369,7 +367,7 @@ def run_replay(
         "backlog": backlog,
         "stage_timeout_s": timeout,
         "max_offsets_per_trigger": effective_max,
-        "trigger": os.environ.get("TAP_TRIGGER") or contracts.settings()["streaming"]["trigger"],
+        "trigger": contracts.streaming("trigger"),
         "produce": produced,
         "stages": stages,
         "loader": loader,

@@ -273,10 +273,11 @@ def idle_table(report: dict[str, Any]) -> Table:
 
 def replay_table(report: dict[str, Any]) -> Table:
     replay = report["replay"]
+    cap = replay.get("max_offsets_per_trigger")
     table = Table(
         title=f"Backlog replay, one stage at a time: {replay['backlog']:,} orders, "
-        f"maxOffsetsPerTrigger {replay['max_offsets_per_trigger']:,}, "
-        f"trigger {replay['trigger']!r}"
+        + (f"maxOffsetsPerTrigger {cap:,}, " if cap else "")
+        + f"trigger {replay['trigger']!r}"
     )
     for column in (
         "stage",
