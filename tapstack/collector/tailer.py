@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -33,8 +33,8 @@ READ_CHUNK = 4 * 2**20
 def order_key(line: bytes) -> bytes | None:
     """The Kafka key: the order id when the line is a JSON object that has one."""
     try:
-        order_id = json.loads(line).get("order_id")
-    except (ValueError, AttributeError, RecursionError):
+        order_id = orjson.loads(line).get("order_id")
+    except (ValueError, AttributeError):
         return None
     if isinstance(order_id, int) and not isinstance(order_id, bool):
         return str(order_id).encode()

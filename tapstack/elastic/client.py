@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from elasticsearch import Elasticsearch
+from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from tapstack import contracts
+
+
+class OrjsonNdjsonSerializer(NdjsonSerializer, OrjsonSerializer):
+    """Bulk bodies (NDJSON) encoded with orjson: the loader's hottest path is this encoding."""
+
+
+SERIALIZERS = {
+    OrjsonSerializer.mimetype: OrjsonSerializer(),
+    OrjsonNdjsonSerializer.mimetype: OrjsonNdjsonSerializer(),
+}
 
 
 def connect(url: str | None = None, request_timeout: float = 30.0) -> Elasticsearch:
@@ -12,4 +23,5 @@ def connect(url: str | None = None, request_timeout: float = 30.0) -> Elasticsea
         url or contracts.elasticsearch_url(),
         basic_auth=contracts.elasticsearch_auth(),
         request_timeout=request_timeout,
+        serializers=SERIALIZERS,
     )
