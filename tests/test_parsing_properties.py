@@ -195,3 +195,47 @@ def test_a_line_with_anything_after_its_json_is_dead_lettered(spark):
         "not JSON",
         None,
     ]
+
+
+def _bent(change) -> str:
+    order = copy.deepcopy(BASE[0])
+    order["items"] = order["items"][:2] if len(order["items"]) > 1 else order["items"] * 2
+    order["total"] = round(sum(item["total"] for item in order["items"]), 2)
+    change(order)
+    return json.dumps(order, separators=(",", ":"))
+
+
+# Lines whose merged JSON shape looks right or nearly right: the quick shape check must not let
+# one through that the detailed checks (and the oracle) reject, nor reject a good one.
+NEAR_MISSES = {
+    "a null order line": lambda o: o["items"].insert(0, None),
+    "one line without sku": lambda o: o["items"][1].pop("sku"),
+    "one line with a null sku": lambda o: o["items"][1].update(sku=None),
+    "one line with a numeric sku": lambda o: o["items"][1].update(sku=12),
+    "every line with a numeric sku": lambda o: [i.update(sku=12) for i in o["items"]],
+    "a quantity of 1.0": lambda o: o["items"][0].update(quantity=1.0),
+    "a quantity of 1.5": lambda o: o["items"][0].update(quantity=1.5),
+    "a quantity as text": lambda o: o["items"][0].update(quantity="1"),
+    "an extra field": lambda o: o.update(note="gift"),
+    "an extra field in customer": lambda o: o["customer"].update(last_name="Rossi"),
+    "an extra field named like a shape": lambda o: o.update({"total: DOUBLE, x": 1}),
+    "the total as text": lambda o: o.update(total=str(o["total"])),
+    "a null customer": lambda o: o.update(customer=None),
+    "no order lines": lambda o: o.update(items=[], total=0),
+    "schema_version 1.0": lambda o: o.update(schema_version=1.0),
+    "a null e-mail": lambda o: o["customer"].update(email=None),
+    "an order line that is a list": lambda o: o["items"].append([1, 2]),
+}
+
+
+def test_near_misses_of_the_contract_shape_are_judged_like_the_oracle(spark):
+    lines = [_bent(change) for change in NEAR_MISSES.values()]
+    frame = spark.createDataFrame(
+        [(None, line.encode(), "Topic_Purchase", 0, i) for i, line in enumerate(lines)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    rows = sorted(parse_lines(frame, RULES).collect(), key=lambda r: r.source_offset)
+    verdicts = {name: row.reason is None for name, row in zip(NEAR_MISSES, rows, strict=True)}
+    assert verdicts == {
+        name: oracle_valid(line) for name, line in zip(NEAR_MISSES, lines, strict=True)
+    }

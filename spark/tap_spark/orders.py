@@ -6,6 +6,7 @@ enrich     -> the Topic_Analysis columns of a good row.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -65,14 +66,15 @@ def _maximum(*path: str) -> float:
 _INTEGER = r"BIGINT|INT|SMALLINT|TINYINT|DECIMAL\((1[0-8]|[1-9]),0\)"
 # schema_of_variant names of each JSON Schema type. A JSON number with no fraction that fits a
 # long (7 or 7.0) is an integer; 1e20 parses as a DOUBLE and is not.
-_KIND_PATTERNS = {
-    "integer": rf"^({_INTEGER})$",
-    "number": rf"^({_INTEGER}|DECIMAL\(\d+,\d+\)|DOUBLE|FLOAT)$",
-    "string": r"^STRING$",
-    "boolean": r"^BOOLEAN$",
-    "object": r"^OBJECT$",
-    "array": r"^ARRAY$",
+_KINDS = {
+    "integer": _INTEGER,
+    "number": rf"{_INTEGER}|DECIMAL\(\d+,\d+\)|DOUBLE|FLOAT",
+    "string": "STRING",
+    "boolean": "BOOLEAN",
+    "object": "OBJECT",
+    "array": "ARRAY",
 }
+_KIND_PATTERNS = {name: f"^({kinds})$" for name, kinds in _KINDS.items()}
 
 
 def _kind(value: Column) -> Column:
@@ -123,13 +125,15 @@ def _required_fields() -> list[_Field]:
     return fields
 
 
-def _field_kinds(records: DataFrame, variant: Column) -> DataFrame:
+def _field_kinds(records: DataFrame, variant: Column, wanted: Column) -> DataFrame:
     """Add `kinds`: the JSON kind of each required field (null when absent), in
-    _required_fields() order. Two projections, so each field is looked up once."""
+    _required_fields() order, on rows where `wanted` holds (null elsewhere). Two projections,
+    so each field is looked up once."""
     fields = _required_fields()
-    values = records.withColumn("field_values", F.array(*[_get(variant, f.path) for f in fields]))
+    lookups = F.array(*[_get(variant, f.path) for f in fields])
+    values = records.withColumn("field_values", F.when(wanted, lookups))
     kinds = F.array(*[_kind(F.col("field_values")[i]) for i in range(len(fields))])
-    return values.withColumn("kinds", kinds).drop("field_values")
+    return values.withColumn("kinds", F.when(wanted, kinds)).drop("field_values")
 
 
 def _type_reasons(kinds: Column, variant: Column) -> Column:
@@ -279,14 +283,73 @@ def _unwrap_collector(records: DataFrame) -> DataFrame:
     ).drop("_text", "_json", "_logged", "_logged_json")
 
 
+def _exact_shape_pattern() -> str:
+    """A regex that schema_of_variant of a line matches only when the line is an object with
+    exactly the contract's required fields, each of its JSON type (one schema for all items).
+
+    Keys come sorted and unusual ones quoted, so nothing but the expected text can match.
+    Optional or extra fields, null items and odd number kinds do not match: those lines take
+    the detailed checks, which judge them right.
+    """
+
+    def pattern(node: dict) -> str:
+        if node["type"] == "object":
+            fields = sorted(node["required"])
+            entries = ", ".join(f"{re.escape(f)}: {pattern(node['properties'][f])}" for f in fields)
+            return f"OBJECT<{entries}>"
+        if node["type"] == "array":
+            return f"ARRAY<{pattern(node['items'])}>"
+        return f"(?:{_KINDS[node['type']]})"
+
+    return f"^{pattern(_schema())}$"
+
+
+def _all_present(order: Column) -> Column:
+    """Every required field of the typed order is there, in every order line too.
+
+    The merged schema of the items cannot tell a missing or null field of one line (the other
+    lines supply it), and a null line disappears from it; the typed order can.
+    """
+    checks = []
+
+    def walk(node: dict, value: Column, into: list) -> None:
+        for name in node["required"]:
+            child, field = node["properties"][name], value[name]
+            into.append(field.isNotNull())
+            if child["type"] == "object":
+                walk(child, field, into)
+            elif child["type"] == "array":
+                into.append(F.coalesce(F.forall(field, _line_check(child["items"])), F.lit(False)))
+
+    def _line_check(element: dict):
+        # A one-argument function: forall passes the index too to a two-argument one.
+        def line_ok(item: Column) -> Column:
+            parts = [item.isNotNull()]
+            walk(element, item, parts)
+            return _all(parts)
+
+        return line_ok
+
+    walk(_schema(), order, checks)
+    return _all(checks)
+
+
+def _all(conditions: list[Column]) -> Column:
+    result = conditions[0]
+    for condition in conditions[1:]:
+        result = result & condition
+    return result
+
+
 def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     """Kafka records (key, value, topic, partition, offset) -> (raw, order, reason) rows.
 
-    The line is parsed once into a VARIANT: its JSON types are checked against the contract,
-    then it is cast to the Spark schema derived from the contract. reason is null for a good
-    line, else every problem found, separated by '; '. Each step is its own projection so that
-    Spark computes the parse, the kinds and the cast once per record, however often the checks
-    read them.
+    The line is parsed once into a VARIANT and cast to the Spark schema derived from the
+    contract. A line whose JSON shape is exactly the contract's (one schema_of_variant and a
+    regex) goes straight to the value checks; any other line gets the detailed checks of its
+    JSON types, which name each problem. reason is null for a good line, else every problem
+    found, separated by '; '. Each step is its own projection so that Spark computes the
+    parse, the kinds and the cast once per record, however often the checks read them.
     """
     raw = records.select(
         F.col("key").alias("raw_key"),
@@ -296,8 +359,18 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
         F.col("offset").alias("source_offset"),
     )
     variant = F.col("order_json")
-    unwrapped = _unwrap_collector(raw)
-    with_kinds = _field_kinds(unwrapped.withColumn("root_kind", _kind(variant)), variant)
+    unwrapped = _unwrap_collector(raw).withColumn(
+        "cast", F.try_variant_get(variant, "$", order_line_schema().simpleString())
+    )
+    exact = F.coalesce(
+        F.schema_of_variant(variant).rlike(_exact_shape_pattern()) & _all_present(F.col("cast")),
+        F.lit(False),
+    )
+    shaped = unwrapped.withColumn("exact", exact)
+    detailed = ~F.col("exact")
+    with_kinds = _field_kinds(
+        shaped.withColumn("root_kind", F.when(detailed, _kind(variant))), variant, detailed
+    )
     is_object = F.col("root_kind") == "OBJECT"
     framing = F.array_compact(
         F.array(
@@ -308,17 +381,13 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     )
     typed = with_kinds.select(
         "*",
-        framing.alias("framing"),
-        F.when(is_object, _type_reasons(F.col("kinds"), variant)).alias("type_reasons"),
+        F.when(detailed, framing).otherwise(F.array()).alias("framing"),
+        F.when(detailed & is_object, _type_reasons(F.col("kinds"), variant)).alias("type_reasons"),
     )
     # Values are judged only once every type is right (a cast of a wrong type says nothing).
-    types_ok = (F.size("framing") == 0) & (F.size("type_reasons") == 0)
-    cast = typed.select(
-        "*",
-        types_ok.alias("types_ok"),
-        F.when(types_ok, F.try_variant_get(variant, "$", order_line_schema().simpleString())).alias(
-            "order"
-        ),
+    types_ok = F.col("exact") | ((F.size("framing") == 0) & (F.size("type_reasons") == 0))
+    cast = typed.select("*", types_ok.alias("types_ok")).withColumn(
+        "order", F.when(F.col("types_ok"), F.col("cast"))
     )
     values = [F.when(F.col("types_ok"), c) for c in _value_reasons(F.col("order"), rules)]
     reasons = F.array_compact(
@@ -327,7 +396,17 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     return (
         cast.withColumn("reasons", reasons)
         .withColumn("reason", F.when(F.size("reasons") > 0, F.concat_ws("; ", "reasons")))
-        .drop("order_json", "root_kind", "kinds", "framing", "type_reasons", "types_ok", "reasons")
+        .drop(
+            "order_json",
+            "cast",
+            "exact",
+            "root_kind",
+            "kinds",
+            "framing",
+            "type_reasons",
+            "types_ok",
+            "reasons",
+        )
     )
 
 
