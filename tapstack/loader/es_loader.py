@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from tenacity import (
     before_sleep_log,
     retry,
@@ -91,16 +92,24 @@ class Loader:
         self.dead_lettered = 0
 
     def step(self, timeout_ms: int = 200) -> int:
-        """Poll one batch, write it, then commit; return how many records were handled.
+        """Poll one batch, write it, then commit; return how many records were handled."""
+        records = self._poll(timeout_ms)
+        if records:
+            self._write(records)
+            self.consumer.commit(_next_offsets(records))
+        return len(records)
+
+    def _poll(self, timeout_ms: int) -> list:
+        batch = self.consumer.poll(timeout_ms=timeout_ms)
+        return [record for part in batch.values() for record in part]
+
+    def _write(self, records: list) -> None:
+        """Write one batch; on return its dead letters are acknowledged too.
 
         Orders are created first; a conflict is a replay when the stored order has the same
         fingerprint (fine) and a different order under a reused id otherwise (dead letter).
         Lines are written for new orders and replays only.
         """
-        batch = self.consumer.poll(timeout_ms=timeout_ms)
-        records = [record for part in batch.values() for record in part]
-        if not records:
-            return 0
         parsed, rejects = [], []
         for message in records:
             try:
@@ -112,10 +121,8 @@ class Loader:
         for message, reason in rejects:
             self._dead_letter(message, reason)
         self.producer.flush()
-        self.consumer.commit()
         self.loaded += len(records) - len(rejects)
         self.dead_lettered += len(rejects)
-        return len(records)
 
     def _write_orders(self, parsed, rejects) -> list:
         if not parsed:
@@ -204,12 +211,37 @@ class Loader:
         )
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        while not should_stop():
-            self.step()
+        """step() as a two-stage pipeline: the next batch is fetched while the bulk requests
+        of the one before are in flight. Batches are written one at a time, in order, and
+        each one's offsets are committed only after it was written, as in step()."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tap-loader-bulk") as writer:
+            in_flight = None
+            while not should_stop():
+                records = self._poll(200)
+                if in_flight is not None:
+                    self._commit_when_written(*in_flight)
+                    in_flight = None
+                if records:
+                    in_flight = (writer.submit(self._write, records), _next_offsets(records))
+            if in_flight is not None:
+                self._commit_when_written(*in_flight)
+
+    def _commit_when_written(self, written: Future, offsets: dict) -> None:
+        written.result()  # a batch that could not be written stops the loader uncommitted
+        self.consumer.commit(offsets)
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
         self.producer.close()
+
+
+def _next_offsets(records: list) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The offsets to commit once records are written: one past the last of each partition."""
+    last: dict[TopicPartition, int] = {}
+    for record in records:
+        part = TopicPartition(record.topic, record.partition)
+        last[part] = max(last.get(part, -1), record.offset)
+    return {part: OffsetAndMetadata(offset + 1, "", -1) for part, offset in last.items()}
 
 
 def _describe(error: dict[str, Any]) -> str:
