@@ -135,6 +135,7 @@ class Watcher(threading.Thread):
         self.polls = 0
         self.errors = 0
         self._low = 0  # every order below this index has been seen
+        self._high = -1  # the highest index seen
         self._stop_event = threading.Event()
         self.index = contracts.index("orders")
 
@@ -151,36 +152,50 @@ class Watcher(threading.Thread):
             self._stop_event.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
     def pending(self) -> np.ndarray:
-        high = self.writer.count
-        window = self.seen[self._low : high]
+        """Indices of the orders not seen yet below the highest one seen."""
+        window = self.seen[self._low : self._high + 1]
         unseen = np.flatnonzero(np.isnan(window))
         if unseen.size:
             self._low += int(unseen[0])
             return unseen - unseen[0] + self._low
-        self._low = high
+        self._low = self._high + 1
         return unseen
 
     def poll(self) -> None:
+        """Two questions whose cost does not grow with the backlog: which orders above the
+        highest one seen are searchable now (the front of the flow, read in id order), and
+        which of the few unseen ones below it (the partitions do not arrive in step) are."""
+        appended = self.writer.count
+        if appended > self._high + 1:
+            ids = {"gt": self._high + self.first_id, "lt": appended + self.first_id}
+            self._mark(self._search({"range": {"order_id": ids}}, TERMS_CHUNK, sort=True))
         pending = self.pending()
         for begin in range(0, pending.size, TERMS_CHUNK):
             chunk = pending[begin : begin + TERMS_CHUNK]
-            response = self.es.search(
-                index=self.index,
-                query={
-                    "bool": {"filter": {"terms": {"order_id": (chunk + self.first_id).tolist()}}}
-                },
-                size=int(chunk.size),
-                source=False,
-                track_total_hits=False,
-                filter_path="hits.hits._id",
-            )
-            now = time.monotonic()
-            for hit in response.body.get("hits", {}).get("hits", []):
-                index = int(hit["_id"]) - self.first_id
-                if 0 <= index < self.seen.size and np.isnan(self.seen[index]):
-                    self.seen[index] = now
-                    self.count += 1
+            terms = {"terms": {"order_id": (chunk + self.first_id).tolist()}}
+            self._mark(self._search(terms, int(chunk.size)))
         self.polls += 1
+
+    def _search(self, query: dict, size: int, sort: bool = False) -> list[dict]:
+        response = self.es.search(
+            index=self.index,
+            query={"bool": {"filter": query}},
+            size=size,
+            sort=[{"order_id": "asc"}] if sort else None,
+            source=False,
+            track_total_hits=False,
+            filter_path="hits.hits._id",
+        )
+        return response.body.get("hits", {}).get("hits", [])
+
+    def _mark(self, hits: list[dict]) -> None:
+        now = time.monotonic()
+        for hit in hits:
+            index = int(hit["_id"]) - self.first_id
+            if 0 <= index < self.seen.size and np.isnan(self.seen[index]):
+                self.seen[index] = now
+                self.count += 1
+                self._high = max(self._high, index)
 
 
 # -- probes: Kafka offsets, Spark checkpoints, processes -------------------------------------------
