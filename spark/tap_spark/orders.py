@@ -241,22 +241,18 @@ def _parse_exact(records: DataFrame, text: str, out: str) -> DataFrame:
     """Add column `out`: column `text` parsed into a VARIANT, or null unless the text is
     exactly one JSON value.
 
-    Spark's JSON parser stops after the first value and ignores what follows, so `{..}junk`
+    Spark's JSON parsers stop after the first value and ignore what follows, so `{..}junk`
     would pass and in `{..}{..}` (two orders missing their newline) the second would be lost.
-    Parsing `[text,seal]`, where seal is a hash of text, and finding the seal as the second
-    element proves that the first value ended where text did: a line cannot hold its own hash.
-    The seal and the parse are projected once each, however often they are read.
+    In `[text,seal]`, where seal is a hash of text, finding the seal as the second element
+    proves that the first value ended where text did: a line cannot hold its own hash.
+    get_json_object finds it with a streaming parser that skips over the first element
+    without building it; the text itself is then parsed once.
     """
-    sealed = records.withColumn("_seal", F.xxhash64(text))
-    framed = sealed.withColumn(
-        "_framed",
-        F.try_parse_json(
-            F.concat(F.lit("["), F.col(text), F.lit(","), F.col("_seal").cast("string"), F.lit("]"))
-        ),
-    )
-    ends_with_text = F.try_variant_get("_framed", "$[1]", "bigint") == F.col("_seal")
-    return framed.withColumn(out, F.when(ends_with_text, _get(F.col("_framed"), "$[0]"))).drop(
-        "_seal", "_framed"
+    sealed = records.withColumn("_seal", F.xxhash64(text).cast("string"))
+    framed = F.concat(F.lit("["), F.col(text), F.lit(","), F.col("_seal"), F.lit("]"))
+    ends_with_text = F.get_json_object(framed, "$[1]") == F.col("_seal")
+    return sealed.withColumn(out, F.when(ends_with_text, F.try_parse_json(F.col(text)))).drop(
+        "_seal"
     )
 
 
@@ -344,12 +340,13 @@ def _all(conditions: list[Column]) -> Column:
 def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     """Kafka records (key, value, topic, partition, offset) -> (raw, order, reason) rows.
 
-    The line is parsed once into a VARIANT and cast to the Spark schema derived from the
-    contract. A line whose JSON shape is exactly the contract's (one schema_of_variant and a
-    regex) goes straight to the value checks; any other line gets the detailed checks of its
-    JSON types, which name each problem. reason is null for a good line, else every problem
-    found, separated by '; '. Each step is its own projection so that Spark computes the
-    parse, the kinds and the cast once per record, however often the checks read them.
+    The line is parsed into a VARIANT, which judges the JSON as written. A line whose JSON
+    shape is exactly the contract's (one schema_of_variant and a regex) goes straight to the
+    value checks with the order Spark's JSON reader made of it; any other line gets the
+    detailed checks of its JSON types, which name each problem, and the VARIANT cast to the
+    contract's Spark schema. reason is null for a good line, else every problem found,
+    separated by '; '. Each step is its own projection so that Spark computes the parse, the
+    kinds and the typed order once per record, however often the checks read them.
     """
     raw = records.select(
         F.col("key").alias("raw_key"),
@@ -359,11 +356,14 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
         F.col("offset").alias("source_offset"),
     )
     variant = F.col("order_json")
+    # The typed order of a line of the exact shape comes from Spark's JSON reader, which is
+    # cheaper than casting the VARIANT; any line it reads differently (7.0 for an integer)
+    # misses a field and takes the detailed path, whose order is the VARIANT's cast.
     unwrapped = _unwrap_collector(raw).withColumn(
-        "cast", F.try_variant_get(variant, "$", order_line_schema().simpleString())
+        "read", F.from_json("line", order_line_schema(), {"mode": "PERMISSIVE"})
     )
     exact = F.coalesce(
-        F.schema_of_variant(variant).rlike(_exact_shape_pattern()) & _all_present(F.col("cast")),
+        F.schema_of_variant(variant).rlike(_exact_shape_pattern()) & _all_present(F.col("read")),
         F.lit(False),
     )
     shaped = unwrapped.withColumn("exact", exact)
@@ -386,19 +386,22 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     )
     # Values are judged only once every type is right (a cast of a wrong type says nothing).
     types_ok = F.col("exact") | ((F.size("framing") == 0) & (F.size("type_reasons") == 0))
-    cast = typed.select("*", types_ok.alias("types_ok")).withColumn(
-        "order", F.when(F.col("types_ok"), F.col("cast"))
+    ordered = typed.select("*", types_ok.alias("types_ok")).withColumn(
+        "order",
+        F.when(F.col("exact"), F.col("read")).when(
+            F.col("types_ok"), F.try_variant_get(variant, "$", order_line_schema().simpleString())
+        ),
     )
     values = [F.when(F.col("types_ok"), c) for c in _value_reasons(F.col("order"), rules)]
     reasons = F.array_compact(
         F.concat(F.col("framing"), F.coalesce(F.col("type_reasons"), F.array()), F.array(*values))
     )
     return (
-        cast.withColumn("reasons", reasons)
+        ordered.withColumn("reasons", reasons)
         .withColumn("reason", F.when(F.size("reasons") > 0, F.concat_ws("; ", "reasons")))
         .drop(
             "order_json",
-            "cast",
+            "read",
             "exact",
             "root_kind",
             "kinds",
