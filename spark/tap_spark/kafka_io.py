@@ -88,6 +88,9 @@ def write(records: DataFrame, name: str) -> StreamingQuery:
         .option("kafka.bootstrap.servers", contracts.kafka_bootstrap())
         .option("kafka.acks", "all")
         .option("kafka.linger.ms", "5")
+        # Room for a backlog's records in one request (the default 16 KiB holds ~15 orders);
+        # linger.ms, not this, bounds the wait at low rates.
+        .option("kafka.batch.size", str(256 * 1024))
         .option("checkpointLocation", str(checkpoint))
     )
     interval = contracts.real_time_interval()
