@@ -39,7 +39,7 @@ def local_session(app_name: str, extra_conf: dict[str, str] | None = None) -> Sp
         # explicitly, so Spark 4's ANSI errors (casts, overflow, parsing) are turned off.
         .config("spark.sql.ansi.enabled", "false")
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
-        .config("spark.driver.extraJavaOptions", "-XX:+UseG1GC")
+        .config("spark.driver.extraJavaOptions", "-XX:+UseParallelGC")
     )
     jars = _connector_jars()
     if jars:
