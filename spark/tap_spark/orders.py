@@ -169,8 +169,9 @@ def _item_reason(variant: Column) -> Column:
     return F.when(F.exists(items, bad), F.lit("malformed item"))
 
 
-def _value_reasons(order: Column, rules: Rules) -> list[Column]:
-    """Impossible values of fields that parsed with the right type."""
+def _value_reasons(order: Column, event_time: Column, rules: Rules) -> list[Column]:
+    """Impossible values of fields that parsed with the right type (event_time: the
+    timestamp read as one)."""
     items = order["items"]
     line_sum = F.aggregate(
         items, F.lit(0.0), lambda acc, x: acc + F.coalesce(x["total"], F.lit(0.0))
@@ -230,7 +231,7 @@ def _value_reasons(order: Column, rules: Rules) -> list[Column]:
         ),
         F.when(~order["currency"].rlike("^[A-Z]{3}$"), F.lit("currency is not an ISO 4217 code")),
         F.when(
-            F.try_to_timestamp(order["timestamp"], F.lit(ISO_WITH_OFFSET)).isNull(),
+            event_time.isNull(),
             F.lit("timestamp is not ISO 8601 with an offset"),
         ),
         F.when(F.trim(order["customer"]["email"]) == "", F.lit("empty customer.email")),
@@ -338,7 +339,8 @@ def _all(conditions: list[Column]) -> Column:
 
 
 def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
-    """Kafka records (key, value, topic, partition, offset) -> (raw, order, reason) rows.
+    """Kafka records (key, value, topic, partition, offset) -> (raw, order, event_time,
+    reason) rows.
 
     The line is parsed into a VARIANT, which judges the JSON as written. A line whose JSON
     shape is exactly the contract's (one schema_of_variant and a regex) goes straight to the
@@ -392,12 +394,17 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
             F.col("types_ok"), F.try_variant_get(variant, "$", order_line_schema().simpleString())
         ),
     )
-    values = [F.when(F.col("types_ok"), c) for c in _value_reasons(F.col("order"), rules)]
+    # Read once here for the check and for enrich.
+    timed = ordered.withColumn(
+        "event_time", F.try_to_timestamp(F.col("order")["timestamp"], F.lit(ISO_WITH_OFFSET))
+    )
+    checks = _value_reasons(F.col("order"), F.col("event_time"), rules)
+    values = [F.when(F.col("types_ok"), c) for c in checks]
     reasons = F.array_compact(
         F.concat(F.col("framing"), F.coalesce(F.col("type_reasons"), F.array()), F.array(*values))
     )
     return (
-        ordered.withColumn("reasons", reasons)
+        timed.withColumn("reasons", reasons)
         .withColumn("reason", F.when(F.size("reasons") > 0, F.concat_ws("; ", "reasons")))
         .drop(
             "order_json",
@@ -423,7 +430,7 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
     units = F.aggregate(order["items"], F.lit(0).cast("long"), lambda acc, x: acc + x["quantity"])
     line_sum = F.aggregate(order["items"], F.lit(0.0), lambda acc, x: acc + x["total"])
     added = {
-        "event_time": F.try_to_timestamp(order["timestamp"], F.lit(ISO_WITH_OFFSET)),
+        "event_time": F.col("event_time"),
         "processed_at": F.current_timestamp(),
         "customer_id": hmac_sha256_hex(F.lower(F.trim(order["customer"]["email"])), customer_key),
         "customer_first_name": order["customer"]["first_name"],
@@ -448,14 +455,9 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
     }
     assert list(added) == [name for name, _ in ENRICHMENT_FIELDS]
     carried = [order[name].alias(name) for name in CARRIED_ORDER_FIELDS]
-    with_time = parsed.withColumn("event_time", added.pop("event_time"))
-    columns = [
-        *carried,
-        F.col("event_time"),
-        *[column.alias(name) for name, column in added.items()],
-    ]
+    columns = [*carried, *[column.alias(name) for name, column in added.items()]]
     raw = ["raw_key", "raw_value", "source_topic", "reason"]
-    return with_time.select(*raw, *columns)
+    return parsed.select(*raw, *columns)
 
 
 def analysis_columns() -> list[str]:
