@@ -45,7 +45,8 @@ class Options:
     original_trigger: str = "20 seconds"
     compare_triggers: list[str] = field(default_factory=list)
     spark_conf: list[str] = field(default_factory=list)
-    backlog: int = 200_000
+    # Half a million, so that the fresh JVM's warm-up (JIT) is a small part of the replay.
+    backlog: int = 500_000
     replay_max_offsets: int | None = None
     drain: float = 120.0
     keep_going: bool = False
@@ -308,7 +309,9 @@ def bench(
     spark_conf: list[str] = typer.Option(
         [], help="KEY=VALUE Spark setting for both jobs, for experiments (repeatable)."
     ),
-    backlog: int = typer.Option(200_000, help="Orders in the Spark replay backlog (0: skip)."),
+    backlog: int = typer.Option(
+        Options.backlog, help="Orders in the Spark replay backlog (0: skip)."
+    ),
     replay_max_offsets: int = typer.Option(
         0, help="maxOffsetsPerTrigger for the replay (0: the settings' value)."
     ),
