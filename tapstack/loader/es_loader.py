@@ -91,14 +91,6 @@ class Loader:
         self.loaded = 0
         self.dead_lettered = 0
 
-    def step(self, timeout_ms: int = 200) -> int:
-        """Poll one batch, write it, then commit; return how many records were handled."""
-        records = self._poll(timeout_ms)
-        if records:
-            self._write(records)
-            self.consumer.commit(_next_offsets(records))
-        return len(records)
-
     def _poll(self, timeout_ms: int) -> list:
         batch = self.consumer.poll(timeout_ms=timeout_ms)
         return [record for part in batch.values() for record in part]
@@ -211,9 +203,10 @@ class Loader:
         )
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """step() as a two-stage pipeline: the next batch is fetched while the bulk requests
-        of the one before are in flight. Batches are written one at a time, in order, and
-        each one's offsets are committed only after it was written, as in step()."""
+        """Poll, write and commit batch after batch, as a two-stage pipeline: the next batch is
+        fetched while the bulk requests of the one before are in flight. Batches are written
+        one at a time, in order, and each one's offsets are committed only after it was
+        written, so a crash or an outage re-reads and never skips."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tap-loader-bulk") as writer:
             in_flight = None
             while not should_stop():
