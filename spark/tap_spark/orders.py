@@ -6,6 +6,8 @@ enrich     -> the Topic_Analysis columns of a good row.
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from dataclasses import dataclass
 
@@ -301,41 +303,31 @@ def _exact_shape_pattern() -> str:
     return f"^{pattern(_schema())}$"
 
 
-def _all_present(order: Column) -> Column:
-    """Every required field of the typed order is there, in every order line too.
+def _all_present(node: dict, value: Column) -> list[Column]:
+    """One condition per required field of the typed `value` (a JSON Schema object): it is
+    there, and so is every field of every order line.
 
     The merged schema of the items cannot tell a missing or null field of one line (the other
     lines supply it), and a null line disappears from it; the typed order can.
     """
     checks = []
+    for name in node["required"]:
+        child, field = node["properties"][name], value[name]
+        checks.append(field.isNotNull())
+        if child["type"] == "object":
+            checks += _all_present(child, field)
+        elif child["type"] == "array":
+            lines_ok = F.forall(field, functools.partial(_line_present, child["items"]))
+            checks.append(F.coalesce(lines_ok, F.lit(False)))
+    return checks
 
-    def walk(node: dict, value: Column, into: list) -> None:
-        for name in node["required"]:
-            child, field = node["properties"][name], value[name]
-            into.append(field.isNotNull())
-            if child["type"] == "object":
-                walk(child, field, into)
-            elif child["type"] == "array":
-                into.append(F.coalesce(F.forall(field, _line_check(child["items"])), F.lit(False)))
 
-    def _line_check(element: dict):
-        # A one-argument function: forall passes the index too to a two-argument one.
-        def line_ok(item: Column) -> Column:
-            parts = [item.isNotNull()]
-            walk(element, item, parts)
-            return _all(parts)
-
-        return line_ok
-
-    walk(_schema(), order, checks)
-    return _all(checks)
+def _line_present(node: dict, line: Column) -> Column:
+    return _all([line.isNotNull(), *_all_present(node, line)])
 
 
 def _all(conditions: list[Column]) -> Column:
-    result = conditions[0]
-    for condition in conditions[1:]:
-        result = result & condition
-    return result
+    return functools.reduce(operator.and_, conditions)
 
 
 def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
@@ -358,14 +350,16 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
         F.col("offset").alias("source_offset"),
     )
     variant = F.col("order_json")
+    schema = order_line_schema()
     # The typed order of a line of the exact shape comes from Spark's JSON reader, which is
     # cheaper than casting the VARIANT; any line it reads differently (7.0 for an integer)
     # misses a field and takes the detailed path, whose order is the VARIANT's cast.
     unwrapped = _unwrap_collector(raw).withColumn(
-        "read", F.from_json("line", order_line_schema(), {"mode": "PERMISSIVE"})
+        "read", F.from_json("line", schema, {"mode": "PERMISSIVE"})
     )
     exact = F.coalesce(
-        F.schema_of_variant(variant).rlike(_exact_shape_pattern()) & _all_present(F.col("read")),
+        F.schema_of_variant(variant).rlike(_exact_shape_pattern())
+        & _all(_all_present(_schema(), F.col("read"))),
         F.lit(False),
     )
     shaped = unwrapped.withColumn("exact", exact)
@@ -391,7 +385,7 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     ordered = typed.select("*", types_ok.alias("types_ok")).withColumn(
         "order",
         F.when(F.col("exact"), F.col("read")).when(
-            F.col("types_ok"), F.try_variant_get(variant, "$", order_line_schema().simpleString())
+            F.col("types_ok"), F.try_variant_get(variant, "$", schema.simpleString())
         ),
     )
     # Read once here for the check and for enrich.
