@@ -77,8 +77,11 @@ def run(orders: int = 300, rate: float = 50.0, seed: int = 7, keep_running: bool
 
         tally = Written()
         truth = stack.run_dir / "shop" / "ground_truth.csv"
-        say(f"The shop simulator writes {orders} orders to {stack.log_path} at {rate:g}/s.")
-        simulated = Simulator(seed=seed).orders(orders)
+        say(
+            f"The shop simulator writes its last {orders} orders (a history ending now) to "
+            f"{stack.log_path} at {rate:g}/s."
+        )
+        simulated = Simulator(seed=seed).backfill(orders)
         with _progress() as progress:
             task = progress.add_task("orders written", total=orders)
 

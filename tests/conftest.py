@@ -9,6 +9,7 @@ Fixtures:
   model_dir a trained behaviour model (trained once per session if .run/model has none)
   pipeline  tailer, process_orders, behaviour and loader running on the engines (a Pipeline)
   spark     one local SparkSession in the test process, for batch tests of the Spark code
+  clock     the moment the simulated history ends: TAP_TEST_CLOCK (tests/support/clock.py)
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ import pytest  # noqa: E402
 
 from tapstack.elastic.client import connect  # noqa: E402
 from tapstack.native.stack import RUN_ROOT, Stack  # noqa: E402
+from tests.support import clock as test_clock  # noqa: E402
 from tests.support.pipeline import Pipeline  # noqa: E402
+
+
+def pytest_report_header(config):
+    return f"test stack clock (TAP_TEST_CLOCK): {test_clock.from_environment().isoformat()}"
+
+
+@pytest.fixture(scope="session")
+def clock():
+    return test_clock.from_environment()
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +74,10 @@ def model_dir():
 
 
 @pytest.fixture(scope="session")
-def pipeline(engines, model_dir):
+def pipeline(engines, model_dir, clock):
     engines.start_pipeline(say=lambda _: None)
     engines.wait_pipeline_ready()
-    yield Pipeline(engines)
+    yield Pipeline(engines, now=clock)
 
 
 @pytest.fixture(scope="session")

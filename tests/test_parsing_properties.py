@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import re
+from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,7 @@ from tapstack.simulator import Simulator
 pytestmark = pytest.mark.spark
 
 KEY = "property-test-key"
-BASE = [o.event for o in Simulator(seed=5).orders(40)]
+BASE = [o.event for o in Simulator(seed=5, start=datetime(2026, 5, 4, 9, 0)).orders(40)]
 RULES = Rules.from_settings()
 
 # -- the oracle ---------------------------------------------------------------------------------

@@ -190,7 +190,10 @@ def test_fixed_order_same_bytes_from_plugin_and_simulator(simulator):
 
 @needs_php
 def test_plugin_and_simulator_lines_are_valid_and_identical(simulator):
-    events = [order.event for order in simulator.Simulator(seed=1).orders(300)]
+    events = [
+        order.event
+        for order in simulator.Simulator(seed=1, start=datetime(2026, 9, 5, 8, 0)).orders(300)
+    ]
     python_lines = [simulator.format_line(event) for event in events]
     _assert_valid_lines(python_lines, "simulator")
 

@@ -259,3 +259,76 @@ def test_committed_training_data_is_what_the_generator_makes(tmp_path: Path):
         assert reader.fieldnames == ["duration_session", "pages_viewed", "behaviour"]
         behaviours = Counter(row["behaviour"] for row in reader)
     assert set(behaviours) == {IMPULSIVE, REASONED}
+
+
+# -- the shop's recent past: no order lies in the future ----------------------------------------
+
+SHOP_TZ = ZoneInfo(enrichment("shop_timezone"))
+
+
+def _paid(order: SimulatedOrder) -> datetime:
+    return datetime.fromisoformat(order.event["timestamp"])
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        datetime(2026, 11, 24, 9, 0, tzinfo=SHOP_TZ),
+        datetime(2026, 11, 24, 20, 30, tzinfo=SHOP_TZ),
+        datetime(2026, 11, 24, 23, 50, tzinfo=SHOP_TZ),
+        datetime(2026, 3, 29, 3, 10, tzinfo=SHOP_TZ),  # the night clocks go forward
+    ],
+)
+def test_backfill_ends_at_its_end_and_reads_like_a_recent_past(end: datetime):
+    orders = Simulator(seed=12, order_id_start=500).backfill(300, end=end)
+    paid = [_paid(o) for o in orders]
+    assert len(orders) == 300
+    assert max(paid) <= end, "an order after the end of the history"
+    assert paid == sorted(paid) and len(set(paid)) == 300, "oldest first, one per second"
+    assert [o.order_id for o in orders] == list(range(500, 800)), "ids follow time"
+    # A shop's last few hours to a day or two, not weeks; and it reaches up to the end.
+    assert timedelta(hours=2) < end - min(paid) < timedelta(days=3)
+    assert end - max(paid) < timedelta(hours=3)
+
+
+def test_backfill_is_seeded_and_its_orders_are_valid(validator):
+    end = datetime(2026, 11, 24, 12, 0, tzinfo=SHOP_TZ)
+    first = Simulator(seed=3).backfill(200, end=end)
+    again = Simulator(seed=3).backfill(200, end=end)
+    assert [format_line(o.event) for o in first] == [format_line(o.event) for o in again]
+    for order in first:
+        validator.validate(order.event)
+
+
+def test_backfill_defaults_to_ending_now():
+    before = datetime.now(SHOP_TZ)
+    orders = Simulator(seed=6).backfill(50)
+    after = datetime.now(SHOP_TZ)
+    assert max(_paid(o) for o in orders) <= after
+    assert before - max(_paid(o) for o in orders) < timedelta(days=1)
+
+
+def test_a_forward_stream_needs_a_start():
+    with pytest.raises(ValueError, match="start"):
+        next(Simulator(seed=1).orders(1))
+
+
+def test_cli_writes_a_history_that_ends_now(tmp_path: Path):
+    log = tmp_path / "orders.log"
+    before = datetime.now(SHOP_TZ)
+    result = CliRunner().invoke(simulate_app, ["orders", str(log), "-n", "40"])
+    assert result.exit_code == 0, result.output
+    lines = log.read_text(encoding="utf-8").splitlines()
+    stamps = [datetime.fromisoformat(json.loads(line)["timestamp"]) for line in lines]
+    assert len(stamps) == 40 and max(stamps) <= datetime.now(SHOP_TZ)
+    assert before - max(stamps) < timedelta(days=1)
+
+
+def test_cli_refuses_a_history_that_ends_in_the_future(tmp_path: Path):
+    tomorrow = (datetime.now(SHOP_TZ) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    result = CliRunner().invoke(
+        simulate_app, ["orders", str(tmp_path / "o.log"), "-n", "3", "--end", tomorrow]
+    )
+    assert result.exit_code != 0
+    assert "future" in result.output
+    assert not (tmp_path / "o.log").exists()

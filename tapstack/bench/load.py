@@ -54,7 +54,7 @@ class OrderLines:
     def __init__(self, first_id: int, seed: int, pool_size: int = POOL_SIZE, stamp: bool = True):
         self.first_id = first_id
         simulator = Simulator(seed=seed, order_id_start=first_id)
-        self.pool = [order.event for order in simulator.orders(pool_size)]
+        self.pool = [order.event for order in simulator.backfill(pool_size)]
         self.stamp = stamp
         self._tz = ZoneInfo(contracts.enrichment("shop_timezone"))
         self._second = -1

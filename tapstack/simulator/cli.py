@@ -2,9 +2,10 @@
 
     tap simulate orders .run/orders.log --count 1000 --seed 7 --rate 20 --truth .run/truth.csv
 
-With ``--rate`` above zero the orders are paced in real time and, unless ``--simulated-clock`` is
-given, stamped with the wall clock when written (what a live demo wants); otherwise the
-simulator's own clock (time-of-day profile, bursts) stamps them.
+The orders are the shop's recent past: a history that ends now (or at ``--end``), oldest first,
+with the simulator's time-of-day profile and bursts. With ``--rate`` above zero they are paced in
+real time and, unless ``--simulated-clock`` is given, stamped with the wall clock when written:
+live traffic. Either way no order lies in the future.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def orders_command(
         Path | None, typer.Option(help="CSV side file for the ground truth (order_id,behaviour).")
     ] = None,
     order_id_start: Annotated[int, typer.Option(min=1, help="First order id.")] = 1,
-    start: Annotated[
+    end: Annotated[
         datetime | None,
-        typer.Option(help="Start of the simulated clock (shop time zone); default now."),
+        typer.Option(help="End of the simulated history (shop time zone); default now."),
     ] = None,
     simulated_clock: Annotated[
         bool,
@@ -81,7 +82,12 @@ def orders_command(
     ] = None,  # type: ignore[assignment]
 ) -> None:
     """Append COUNT simulated paid orders to LOG."""
-    simulator = Simulator(seed=seed, start=start, order_id_start=order_id_start)
+    simulator = Simulator(seed=seed, order_id_start=order_id_start)
+    now = datetime.now(simulator.tz)
+    end = end.replace(tzinfo=simulator.tz) if end and end.tzinfo is None else end
+    if end is not None and end > now:
+        raise typer.BadParameter("the history cannot end in the future", param_hint="--end")
+    history = simulator.backfill(count, end=end or now)
     wall_clock = (rate > 0) if simulated_clock is None else not simulated_clock
     console = Console(stderr=True)
     progress = Progress(
@@ -96,7 +102,7 @@ def orders_command(
         task = progress.add_task("orders", total=count)
 
         def counted() -> Iterator[SimulatedOrder]:
-            for order in paced(simulator.orders(count), rate, wall_clock, simulator.tz):
+            for order in paced(history, rate, wall_clock, simulator.tz):
                 yield order
                 progress.advance(task)
 

@@ -152,13 +152,21 @@ def customer_pool() -> tuple[Customer, ...]:
 
 
 class _Arrivals:
-    """Order times as a non-homogeneous Poisson process (thinning), in whole seconds."""
+    """Order times as a non-homogeneous Poisson process (thinning), in whole seconds.
 
-    def __init__(self, rng: random.Random, start: datetime, tz: ZoneInfo) -> None:
+    Forward from ``start``, or, with ``backward``, from ``start`` into the past: the same
+    process read in reverse, so a history can end at a given moment (now) instead of running
+    from one into the future.
+    """
+
+    def __init__(
+        self, rng: random.Random, start: datetime, tz: ZoneInfo, backward: bool = False
+    ) -> None:
         self._rng = rng
         self._tz = tz
+        self._sign = -1 if backward else 1
         self._t = start.timestamp()
-        self._last = math.floor(self._t)
+        self._last = math.floor(self._t) + (1 if backward else 0)
         self._bursts: dict[date, list[tuple[float, float, float]]] = {}
         peak = max(HOURLY_PROFILE) * max(WEEKDAY_FACTOR) * BURST_MULTIPLIER[1]
         self._max_rate = BASE_ORDERS_PER_HOUR * peak / 3600.0
@@ -191,12 +199,16 @@ class _Arrivals:
 
     def next(self) -> int:
         while True:
-            self._t += self._rng.expovariate(self._max_rate)
+            self._t += self._sign * self._rng.expovariate(self._max_rate)
             if self._rng.random() * self._max_rate <= self.rate(self._t):
                 break
-        # Whole seconds, strictly increasing (a small shop does not take two orders a second).
-        self._last = max(self._last + 1, math.floor(self._t))
-        self._t = max(self._t, float(self._last))
+        # Whole seconds, strictly monotonic (a small shop does not take two orders a second).
+        if self._sign > 0:
+            self._last = max(self._last + 1, math.floor(self._t))
+            self._t = max(self._t, float(self._last))
+        else:
+            self._last = min(self._last - 1, math.floor(self._t))
+            self._t = min(self._t, float(self._last))
         return self._last
 
 
@@ -207,9 +219,16 @@ def _weighted_choice(rng: random.Random, options, weights):
 class Simulator:
     """Paid orders of the Garderobe shop with the buyer's true behaviour.
 
-    ``seed`` fixes everything (contents and times); ``start`` is when the simulated clock starts
-    (default: now; a naive datetime is read in the shop's time zone); order ids count up by one
-    from ``order_id_start``. Successive ``orders(n)`` calls continue the same stream.
+    ``seed`` fixes everything (contents and times); order ids count up by one from
+    ``order_id_start``. Two ways to use it, so that no order lies in the future:
+
+    * ``backfill(n, end)``: the shop's recent past, n orders whose times end at ``end``
+      (default: now), oldest first; what the demo and the tests write.
+    * ``orders(n)`` with a ``start``: a stream forward from a moment in the past (training data,
+      fixed histories in tests); successive calls continue it. Live traffic is stamped with the
+      wall clock when written (``tap simulate orders --rate``), not by this clock.
+
+    A naive datetime is read in the shop's time zone.
     """
 
     def __init__(
@@ -219,14 +238,13 @@ class Simulator:
             raise ValueError("order ids start at 1 or above")
         self.seed = seed
         self.tz = ZoneInfo(enrichment("shop_timezone"))
-        if start is None:
-            start = datetime.now(self.tz).replace(microsecond=0)
-        elif start.tzinfo is None:
-            start = start.replace(tzinfo=self.tz)
-        self.start = start
+        self.start = self._aware(start) if start is not None else None
         self._next_id = order_id_start
         self._rng = random.Random(f"tap-simulator-{seed}-content")
-        self._arrivals = _Arrivals(random.Random(f"tap-simulator-{seed}-time"), start, self.tz)
+        self._time_rng = random.Random(f"tap-simulator-{seed}-time")
+        self._arrivals = (
+            _Arrivals(self._time_rng, self.start, self.tz) if self.start is not None else None
+        )
         self._fake = Faker("it_IT")
         self._fake.seed_instance(seed)
         self._customers = customer_pool()
@@ -235,6 +253,9 @@ class Simulator:
             name: [p.popularity * pop.affinity(p.category, p.premium) for p in CATALOGUE]
             for name, pop in POPULATIONS.items()
         }
+
+    def _aware(self, moment: datetime) -> datetime:
+        return moment.replace(tzinfo=self.tz) if moment.tzinfo is None else moment
 
     # -- one order -------------------------------------------------------------------------
     def _customer(self) -> tuple[dict, float]:
@@ -278,9 +299,8 @@ class Simulator:
             )
         return items
 
-    def _order(self) -> SimulatedOrder:
+    def _order(self, paid_at: int) -> SimulatedOrder:
         rng = self._rng
-        paid_at = self._arrivals.next()
         customer, impulsive_probability = self._customer()
         behaviour = IMPULSIVE if rng.random() < impulsive_probability else REASONED
         duration, pages, abandoned = POPULATIONS[behaviour].session(rng)
@@ -302,9 +322,21 @@ class Simulator:
         return SimulatedOrder(event=event, behaviour=behaviour, abandoned_tab=abandoned)
 
     def orders(self, n: int) -> Iterator[SimulatedOrder]:
-        """The next n orders (lazily)."""
+        """The next n orders forward from ``start`` (lazily)."""
+        if self._arrivals is None:
+            raise ValueError(
+                "a forward stream needs start=...; for the recent past use backfill(n)"
+            )
         for _ in range(n):
-            yield self._order()
+            yield self._order(self._arrivals.next())
+
+    def backfill(self, n: int, end: datetime | None = None) -> list[SimulatedOrder]:
+        """n orders whose paid times end at ``end`` (default: now) or just before, oldest
+        first, with ids counting up in time order."""
+        end = self._aware(end) if end is not None else datetime.now(self.tz)
+        arrivals = _Arrivals(self._time_rng, end, self.tz, backward=True)
+        times = sorted(arrivals.next() for _ in range(n))
+        return [self._order(paid_at) for paid_at in times]
 
 
 def append_orders(

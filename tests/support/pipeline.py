@@ -6,6 +6,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -18,8 +19,9 @@ _blocks = itertools.count(1)
 
 
 class Pipeline:
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, now: datetime):
         self.stack = stack
+        self.now = now  # the test stack's clock (tests/support/clock.py)
         self.es = connect()
 
     @property
@@ -31,9 +33,11 @@ class Pipeline:
         """A first order id no other test in this session uses (blocks of a million)."""
         return next(_blocks) * 1_000_000
 
-    def simulate(self, n: int, seed: int = 1) -> list[SimulatedOrder]:
-        """n simulated orders with ids from a fresh block (not yet written)."""
-        return list(Simulator(seed=seed, order_id_start=self.order_id_block()).orders(n))
+    def simulate(self, n: int, seed: int = 1, end: datetime | None = None) -> list[SimulatedOrder]:
+        """n simulated orders with ids from a fresh block (not yet written), the shop's history
+        up to `end` (default: the test stack's clock)."""
+        simulator = Simulator(seed=seed, order_id_start=self.order_id_block())
+        return simulator.backfill(n, end=end or self.now)
 
     def append(self, orders: Iterable[SimulatedOrder]) -> int:
         return append_orders(self.log_path, orders)
