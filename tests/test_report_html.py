@@ -4,10 +4,13 @@ renders it into something that is not blank."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
 import subprocess
+from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,10 +20,40 @@ from tapstack.cli import app
 from tapstack.report import html as report_html
 from tapstack.report import queries
 from tapstack.report.panels import DASHBOARD
+from tests.support.clock import SHOP_TZ
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark]
 
 N = 120
+
+
+def panel_section(page: str, key: str) -> str:
+    found = re.search(rf'<section class="panel [^"]*" id="panel-{key}".*?</section>', page, re.S)
+    assert found, f"panel {key} missing"
+    return found.group(0)
+
+
+def metric_card(page: str, key: str) -> str:
+    """The text a reader sees on a metric card: the value and its unit, as one string."""
+    value = re.search(r'<div class="metric-value">(.*?)</div>', panel_section(page, key), re.S)
+    assert value, f"panel {key} has no metric value"
+    return " ".join(html.unescape(part) for part in re.split(r"<[^>]+>", value.group(1)) if part)
+
+
+def chart_points(page: str, key: str) -> dict[str, str]:
+    """A line chart's points as its tooltips give them: label -> formatted value."""
+    titles = re.findall(r"<circle [^>]*><title>(.*?)</title>", panel_section(page, key))
+    return dict(html.unescape(t).split(": ", 1) for t in titles)
+
+
+def revenue_by_shop_day(orders) -> dict[str, float]:
+    days: dict[str, float] = defaultdict(float)
+    for order in orders:
+        paid = datetime.fromisoformat(order.event["timestamp"]).astimezone(SHOP_TZ)
+        days[paid.date().isoformat()] += order.event["total"]
+    return dict(days)
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -77,8 +110,8 @@ def test_report_shows_the_panel_figures(es, delivered, tmp_path):
     results = queries.run_dashboard(es, extra=restrict)
     page = report_html.render(results)
     revenue = sum(o.event["total"] for o in orders)
-    assert report_html.fmt(revenue, "money") in page
-    assert f'<div class="metric-value">{N}</div>' in page
+    assert metric_card(page, "total-revenue") == report_html.fmt(revenue, "money")
+    assert metric_card(page, "orders") == str(N)
     newest = max(orders, key=lambda o: o.event["timestamp"])
     assert f"<td>{newest.order_id}</td>" in page
     # A control selection shows on the page and changes the figures.
@@ -90,7 +123,26 @@ def test_report_shows_the_panel_figures(es, delivered, tmp_path):
     assert "<b>Behaviour</b>Reasoned" in filtered
     reasoned = queries.run_panel(es, DASHBOARD.panel("orders"), chosen, restrict).value
     assert 0 < reasoned < N
-    assert f'<div class="metric-value">{reasoned}</div>' in filtered
+    assert metric_card(filtered, "orders") == str(reasoned)
+
+
+def test_report_of_orders_straddling_midnight(pipeline, es):
+    """Orders on both sides of a shop-local midnight: the revenue card shows their total, and
+    the per-day chart splits it at the shop's midnight, as the log's paid times do."""
+    end = datetime(2026, 10, 17, 0, 40, tzinfo=SHOP_TZ)  # a Saturday, 40 minutes past midnight
+    orders = pipeline.simulate(N, seed=32, end=end)
+    by_day = revenue_by_shop_day(orders)
+    assert len(by_day) == 2, f"the history should straddle midnight: {sorted(by_day)}"
+    pipeline.append(orders)
+    ids = [o.order_id for o in orders]
+    assert pipeline.wait_indexed(ids, timeout=180) == N
+    page = report_html.render(queries.run_dashboard(es, extra=[{"terms": {"order_id": ids}}]))
+    revenue = sum(o.event["total"] for o in orders)
+    assert metric_card(page, "total-revenue") == report_html.fmt(revenue, "money")
+    assert metric_card(page, "orders") == str(N)
+    assert chart_points(page, "revenue-per-day") == {
+        day: report_html.fmt(total, "money") for day, total in by_day.items()
+    }
 
 
 @pytest.mark.skipif(
