@@ -26,16 +26,21 @@ def test_a_successor_started_during_a_kill_stays_registered(tmp_path, monkeypatc
     successor = {}
 
     def wait_and_restart(procs, timeout=None):
+        # The supervisor's restart lands in the window between the group's death and stop's
+        # cleanup. It can only see the job as dead once the kill has landed, so wait for that
+        # first (under load SIGKILL is not instantaneous, and a restart before it would find
+        # the old process still running and rightly start nothing).
+        outcome = real_wait(procs, timeout=timeout)
         if not successor:
             successor["managed"] = processes.start(tmp_path, "job", SLEEPER, unless_held=True)
-        return real_wait(procs, timeout=timeout)
+        return outcome
 
     monkeypatch.setattr(processes.psutil, "wait_procs", wait_and_restart)
     assert processes.kill_hard(tmp_path, "job")
     monkeypatch.undo()
     try:
         started = successor["managed"]
-        assert started is not None and started.pid != first.pid
+        assert started is not None and (started.pid, started.started) != (first.pid, first.started)
         assert processes.find(tmp_path, "job").pid == started.pid
     finally:
         processes.stop(tmp_path, "job", timeout=5)
