@@ -1,11 +1,17 @@
 """A single-node Elasticsearch from the integ-test-zip, run as a dedicated non-root user.
 
-Elasticsearch refuses to run as root. When the stack is started by root, the user `tap-es` is
-created (system account, no login) and owns the node's config, data and logs in the run folder.
+Elasticsearch refuses to run as root. When the stack is started by root, the node runs as the
+system user `tap-es` (created if missing, no login, its own group). That user may not be able to
+enter the checkout (a `mktemp -d` folder or root's home is 0700), so its files live where it can
+reach them: the engine is copied once to /var/lib/tap-es/engines/ (root-owned, readable) and the
+node's config, data, logs and tmp to /var/lib/tap-es/nodes/<stack>-<hash of the run folder>/
+(owned by tap-es, 0700). The run folder's `elasticsearch` entry links there, and a purge of the
+stack removes it. Run as another user, the node lives in the run folder itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -21,6 +27,7 @@ from tapstack.native.kafka import port_open
 
 NAME = "elasticsearch"
 SERVICE_USER = "tap-es"
+SERVICE_HOME = Path(os.environ.get("TAP_ES_SERVICE_HOME", "/var/lib/tap-es"))
 HEAP = "-Xms512m -Xmx512m"
 
 
@@ -45,6 +52,7 @@ def _service_user() -> str | None:
             [
                 "useradd",
                 "--system",
+                "--user-group",
                 "--no-create-home",
                 "--shell",
                 "/usr/sbin/nologin",
@@ -80,7 +88,54 @@ def _chown_tree(path: Path, user: str) -> None:
     for root, dirs, files in os.walk(path):
         os.chown(root, info.pw_uid, info.pw_gid)
         for name in dirs + files:
-            os.chown(os.path.join(root, name), info.pw_uid, info.pw_gid)
+            os.chown(os.path.join(root, name), info.pw_uid, info.pw_gid, follow_symlinks=False)
+
+
+def _node_key(run_dir: Path) -> str:
+    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    return f"{run_dir.name}-{digest}"
+
+
+def node_home(run_dir: Path) -> Path:
+    """Where the node's config, data and logs live (see the module docstring)."""
+    if os.geteuid() != 0:
+        return run_dir / NAME
+    return SERVICE_HOME / "nodes" / _node_key(run_dir)
+
+
+def _service_copy(es_home: Path) -> Path:
+    """The engine where the service user can read it (copied once per version)."""
+    target = SERVICE_HOME / "engines" / es_home.name
+    if (target / ".complete").exists():
+        return target
+    SERVICE_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o755, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(es_home, partial, symlinks=True)
+    os.chmod(partial, 0o755)
+    partial.rename(target)
+    (target / ".complete").touch()
+    return target
+
+
+def _link_into_run_dir(run_dir: Path, home: Path) -> None:
+    link = run_dir / NAME
+    if link.is_symlink() and link.resolve() == home:
+        return
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(home, target_is_directory=True)
+
+
+def purge(run_dir: Path) -> None:
+    """Delete the node's files (the run folder itself is deleted by the stack)."""
+    home = node_home(run_dir)
+    if home != run_dir / NAME:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def start(run_dir: Path, es_home: Path) -> processes.Managed:
@@ -93,16 +148,21 @@ def start(run_dir: Path, es_home: Path) -> processes.Managed:
             f"Port {port} (elasticsearch) is taken by another program. "
             "Stop it, or choose another port with TAP_PORT_ELASTICSEARCH=..."
         )
-    home = run_dir / "elasticsearch"
+    user = _service_user()
+    home = node_home(run_dir)
+    if user:
+        es_home = _service_copy(es_home)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _link_into_run_dir(run_dir, home)
     config, data, logs, tmp = (home / d for d in ("config", "data", "logs", "tmp"))
     if not config.exists():
         shutil.copytree(es_home / "config", config)
     for folder in (data, logs, tmp):
         folder.mkdir(parents=True, exist_ok=True)
     (config / "elasticsearch.yml").write_text(_config(port, data, logs))
-    user = _service_user()
     if user:
         _chown_tree(home, user)
+        home.chmod(0o700)
     env = {
         "ES_JAVA_HOME": str(java_home()),
         "ES_PATH_CONF": str(config),

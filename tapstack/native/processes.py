@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -80,6 +81,12 @@ def start(
 def _spawn(run_dir, name, argv, env, cwd, user) -> Managed:
     log = run_dir / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    identity = {}
+    if user:
+        # The user's own group and no supplementary ones: not root's group (Popen's user=
+        # alone changes only the uid).
+        account = pwd.getpwnam(user)
+        identity = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -89,7 +96,7 @@ def _spawn(run_dir, name, argv, env, cwd, user) -> Managed:
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
-            user=user,
+            **identity,
         )
     started = psutil.Process(proc.pid).create_time()
     _pid_file(run_dir, name).write_text(json.dumps({"pid": proc.pid, "started": started}))

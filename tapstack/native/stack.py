@@ -226,4 +226,5 @@ class Stack:
         for name in processes.registered(self.run_dir):
             processes.stop(self.run_dir, name)
         if purge:
+            elasticsearch.purge(self.run_dir)
             shutil.rmtree(self.run_dir, ignore_errors=True)
