@@ -48,18 +48,24 @@ def _service_user() -> str | None:
     try:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--user-group",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SERVICE_USER,
-            ],
-            check=True,
-        )
+        command = [
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            SERVICE_USER,
+        ]
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", None) or exc
+            raise StackError(
+                f"Elasticsearch refuses to run as root, and the user {SERVICE_USER} could not be "
+                f"created ({str(detail).strip()}): run `{' '.join(command)}` yourself, or start "
+                "TAP as a non-root user."
+            ) from exc
     return SERVICE_USER
 
 
@@ -151,8 +157,15 @@ def start(run_dir: Path, es_home: Path) -> processes.Managed:
     user = _service_user()
     home = node_home(run_dir)
     if user:
-        es_home = _service_copy(es_home)
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            es_home = _service_copy(es_home)
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StackError(
+                f"Elasticsearch runs as {SERVICE_USER}, whose files go to {SERVICE_HOME}, and "
+                f"that failed ({exc}): free or fix that folder, or choose another with "
+                "TAP_ES_SERVICE_HOME=..."
+            ) from exc
         _link_into_run_dir(run_dir, home)
     config, data, logs, tmp = (home / d for d in ("config", "data", "logs", "tmp"))
     if not config.exists():

@@ -1,0 +1,55 @@
+"""The native stack's Elasticsearch runs unprivileged from a checkout in any folder: as its own
+user and group (never root's), from files that user can reach even when the checkout is a
+folder only its owner can enter (`mktemp -d`, root's home)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tapstack.native import elasticsearch, processes
+
+pytestmark = pytest.mark.engines
+
+
+def _ids(pid: int) -> dict[str, list[int]]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Uid", "Gid", "Groups"):
+            fields[key] = [int(v) for v in value.split()]
+    return fields
+
+
+def _java_of(pid: int) -> psutil.Process:
+    """The node's JVM: Elasticsearch's launcher starts it as a child."""
+    group = [p for p in psutil.Process(pid).children(recursive=True) if "java" in p.name()]
+    return group[-1] if group else psutil.Process(pid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as a non-root user the node runs as that user")
+def test_elasticsearch_runs_as_its_own_user_and_group(engines):
+    managed = processes.find(engines.run_dir, elasticsearch.NAME)
+    assert managed is not None
+    account = pwd.getpwnam(elasticsearch.SERVICE_USER)
+    ids = _ids(_java_of(managed.pid).pid)
+    assert set(ids["Uid"]) == {account.pw_uid}
+    assert set(ids["Gid"]) == {account.pw_gid} and account.pw_gid != 0, "root's group kept"
+    assert ids["Groups"] in ([], [account.pw_gid]), f"supplementary groups {ids['Groups']}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as a non-root user the node is in the run folder")
+def test_the_node_is_reachable_by_its_user_wherever_the_checkout_is(engines):
+    home = elasticsearch.node_home(engines.run_dir)
+    account = pwd.getpwnam(elasticsearch.SERVICE_USER)
+    assert engines.run_dir.resolve() not in home.parents, "inside the checkout"
+    assert (engines.run_dir / elasticsearch.NAME).resolve() == home
+    info = home.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (account.pw_uid, 0o700)
+    for parent in home.parents:  # every folder above it lets others pass through
+        assert parent.stat().st_mode & stat.S_IXOTH, f"{parent} cannot be entered by the node"
