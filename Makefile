@@ -4,7 +4,7 @@ VENV  := .venv
 TAP   := $(VENV)/bin/tap
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint system-deps bench faults evaluate report stop clean
+.PHONY: demo test test-fast lint system-deps bench faults evaluate report stop clean
 
 $(STAMP): pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 (3.11+) is needed"; exit 1; }
@@ -25,6 +25,11 @@ test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
+
+## The fast loop: unit and contract tests that start no engine (no Kafka, Elasticsearch, Spark).
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -m "not engines and not spark"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

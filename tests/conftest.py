@@ -37,6 +37,18 @@ from tests.support import clock as test_clock  # noqa: E402
 from tests.support.pipeline import Pipeline  # noqa: E402
 
 
+_NEEDS = {"engines": "engines", "es": "engines", "pipeline": "engines", "spark": "spark"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by the fixtures it uses, so `-m "not engines and not spark"` (make
+    test-fast) leaves out exactly the tests that start a real engine."""
+    for item in items:
+        for fixture, mark in _NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(mark)
+
+
 def pytest_report_header(config):
     return f"test stack clock (TAP_TEST_CLOCK): {test_clock.from_environment().isoformat()}"
 
