@@ -118,9 +118,20 @@ def test_service_flushes_every_second_and_exposes_health():
 
 def test_health_check_of_compose_hits_the_configured_endpoint(services):
     service = CONFIG["service"]
-    test = " ".join(services["fluent-bit"]["healthcheck"]["test"])
-    assert f"http://{service['http_listen']}:{service['http_port']}/api/v1/health" in test
-    assert services["fluent-bit"]["image"].endswith("-debug"), "the probe needs busybox wget"
+    fluent = services["fluent-bit"]
+    kind, binary, *args = fluent["healthcheck"]["test"]
+    # Fluent Bit registers GET /api/v1/health on its HTTP server and answers 200 "ok" or 500
+    # "error" (fluent/fluent-bit v4.2.2 src/http_server/api/v1/health.c:301-328); the server
+    # listens on http_listen:http_port once http_server is on (include/fluent-bit/
+    # flb_config.h:383-389 name these service keys).
+    assert args[-1] == f"http://{service['http_listen']}:{service['http_port']}/api/v1/health"
+    # curl, not wget: the -debug image is Debian trixie-slim and installs curl but neither
+    # wget nor busybox (dockerfiles/Dockerfile:216, :257-268 at v4.2.2). -f turns the 500
+    # into a failing exit status.
+    assert (kind, binary) == ("CMD", "curl")
+    assert "--fail" in args or any(re.fullmatch(r"-[a-zA-Z]*f[a-zA-Z]*", a) for a in args)
+    # The plain image is distroless, with no curl and no shell (dockerfiles/Dockerfile:185).
+    assert fluent["image"].endswith("-debug"), "only the -debug image ships curl"
 
 
 def test_tail_input_reads_the_orders_log_through_the_json_parser(services):
