@@ -6,9 +6,12 @@ import re
 import shutil
 import subprocess
 
+import psutil
+
 from tapstack.native.errors import StackError
 
 MIN_JAVA = 17
+MIN_FREE_MEMORY = 3 * 2**30  # the native stack peaks near 3.3 GiB (docs/performance.md)
 
 
 def java_major() -> int:
@@ -33,3 +36,10 @@ def check() -> None:
         )
     if shutil.which("mvn") is None:
         raise StackError("Maven (mvn) is not installed: apt-get install maven.")
+    available = psutil.virtual_memory().available
+    if available < MIN_FREE_MEMORY:
+        raise StackError(
+            f"The native stack needs about {MIN_FREE_MEMORY / 2**30:.0f} GiB of free memory and "
+            f"{available / 2**30:.1f} GiB is available: stop other programs (or another TAP "
+            "stack: `tap stack stop --name NAME`) first."
+        )

@@ -20,6 +20,9 @@ def start(
     pipeline: bool = typer.Option(True, help="Also start the tailer, Spark jobs and loader."),
 ) -> None:
     """Fetch the engines if needed, start Kafka and Elasticsearch, then the pipeline."""
+    from tapstack import preflight
+
+    preflight.check()
     stack = Stack(name)
     stack.start_engines(say=say)
     if pipeline:
