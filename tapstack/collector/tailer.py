@@ -2,10 +2,17 @@
 
 - At least once: a position is saved only after Kafka acknowledged every line before it, so a
   crash re-sends at most the last batch (downstream writes are idempotent by order id).
-- Only complete lines are shipped; a line written in two pieces waits for its newline.
+- Only complete lines are shipped; a line written in two pieces waits for its newline. A line
+  ends at its newline, or, in a rotated file (it will not grow again), at the end of the file:
+  never at the end of a read, whatever the line's length.
 - Rotation (rename + new file) drains the old file first, also across a restart (the rotated
   file is found by inode); truncation (copytruncate) starts over from the top.
-- Lines too large for Kafka go whole to the dead-letter topic (up to a hard limit) with a reason.
+- Lines too large for Kafka go whole to the dead-letter topic with a reason. The hard limit is
+  the dead-letter topic's: of a longer line only its first max_dead_letter_bytes are kept, the
+  rest is read past to its newline but never held, and the reason gives its full length.
+- Memory is bounded: the file is read read_chunk bytes at a time, a batch is the lines that end
+  within one read, and a line longer than a read is gathered across reads up to the hard limit.
+  (A live line still waiting for its newline is read again from its start at each step.)
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 from kafka import KafkaProducer
@@ -54,13 +63,88 @@ def make_producer() -> KafkaProducer:
     )
 
 
+@dataclass(frozen=True)
+class Line:
+    """A complete line as read: its bytes (all, or the first `keep`), full length and offset."""
+
+    data: bytes
+    length: int  # in the file, without its newline
+    offset: int  # where it starts in the file
+
+
+class _Unterminated:
+    """The line begun in an earlier read, its newline not yet read: at most `keep` bytes of it."""
+
+    def __init__(self, offset: int, keep: int):
+        self.offset, self.keep = offset, keep
+        self.kept = bytearray()
+        self.length = 0
+        self.blank = True
+
+    def add(self, piece: bytes) -> None:
+        room = self.keep - len(self.kept)
+        if room > 0:
+            self.kept += piece[:room]
+        self.length += len(piece)
+        self.blank = self.blank and not piece.strip()
+
+    def line(self) -> Line:
+        return Line(bytes(self.kept), self.length, self.offset)
+
+
+def read_lines(
+    handle: BinaryIO, start: int, *, final: bool, chunk: int, keep: int
+) -> Iterator[tuple[list[Line], int]]:
+    """Batches of the complete lines from `start`, each with the offset just after it.
+
+    A batch is the lines whose newline falls in one read of `chunk` bytes; a line that began in
+    an earlier read joins the batch of the read that ends it. final: the file will not grow
+    again, so its end also ends a last line that has no newline. Blank lines are not in any
+    batch, but their bytes still move the offset on.
+    """
+    handle.seek(start)
+    at = start  # the offset of the read's first byte
+    open_line: _Unterminated | None = None
+    while data := handle.read(chunk):
+        lines: list[Line] = []
+        begin = 0
+        while (cut := data.find(b"\n", begin)) >= 0:
+            if open_line is not None:
+                open_line.add(data[begin:cut])
+                if not open_line.blank:
+                    lines.append(open_line.line())
+                open_line = None
+            elif (piece := data[begin:cut]).strip():
+                lines.append(Line(piece[:keep], cut - begin, at + begin))
+            begin = cut + 1
+        if begin < len(data):
+            if open_line is None:
+                open_line = _Unterminated(at + begin, keep)
+            open_line.add(data[begin:])
+        if begin:
+            yield lines, at + begin
+        at += len(data)
+    if final and open_line is not None:
+        yield ([] if open_line.blank else [open_line.line()]), at
+
+
 class Tailer:
     def __init__(
         self,
         log_path: Path,
         state_path: Path,
         producer_factory: Callable[[], KafkaProducer] = make_producer,
+        *,
+        # Smaller values are for tests; make_producer's max_request_size fits the default limits.
+        read_chunk: int = READ_CHUNK,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_dead_letter_bytes: int = MAX_DEAD_LETTER_BYTES,
     ):
+        if not 0 < max_message_bytes <= max_dead_letter_bytes or read_chunk < 1:
+            raise ValueError("need 0 < max_message_bytes <= max_dead_letter_bytes, read_chunk >= 1")
+        self.read_chunk = read_chunk
+        self.max_message_bytes = max_message_bytes
+        self.max_dead_letter_bytes = max_dead_letter_bytes
         self.log_path = Path(log_path)
         self.store = OffsetStore(state_path)
         self.position = self.store.load()
@@ -69,64 +153,30 @@ class Tailer:
         self.dead_letter = contracts.topic("dead_letter")
         self.shipped = 0
 
-    # -- reading ---------------------------------------------------------------------------
-
-    def _complete_lines(self, handle, final: bool) -> tuple[list[bytes], int]:
-        """Complete lines from the saved offset, and the offset after the last one.
-
-        final: the file will not grow again (rotated away), so a last line without its
-        newline is complete as it stands.
-        """
-        handle.seek(self.position.offset)
-        data = handle.read(READ_CHUNK)
-        end = data.rfind(b"\n")
-        if end < 0 and not (final and data):
-            if len(data) >= READ_CHUNK:
-                # One line longer than a chunk: read on until its end.
-                return self._one_huge_line(handle, final)
-            return [], self.position.offset
-        body = data if (final and end < len(data) - 1) else data[: end + 1]
-        lines = [line for line in body.split(b"\n") if line.strip()]
-        return lines, self.position.offset + len(body)
-
-    def _one_huge_line(self, handle, final: bool) -> tuple[list[bytes], int]:
-        handle.seek(self.position.offset)
-        parts, size = [], 0
-        while True:
-            chunk = handle.read(READ_CHUNK)
-            if not chunk:
-                if final and parts:
-                    break
-                return [], self.position.offset
-            cut = chunk.find(b"\n")
-            if cut >= 0:
-                parts.append(chunk[: cut + 1])
-                size += cut + 1
-                break
-            parts.append(chunk)
-            size += len(chunk)
-        return [b"".join(parts).rstrip(b"\n")], self.position.offset + size
-
     # -- shipping --------------------------------------------------------------------------
 
-    def _ship(self, lines: list[bytes]) -> None:
+    def _ship(self, lines: list[Line]) -> None:
         """Send lines and wait until Kafka has acknowledged all of them."""
         futures = []
         for line in lines:
-            if len(line) <= MAX_MESSAGE_BYTES:
-                futures.append(self.producer.send(self.topic, key=order_key(line), value=line))
+            if line.length <= self.max_message_bytes:
+                futures.append(
+                    self.producer.send(self.topic, key=order_key(line.data), value=line.data)
+                )
                 continue
-            kept = line[:MAX_DEAD_LETTER_BYTES]
-            reason = f"line of {len(line)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte message limit"
-            if len(line) > MAX_DEAD_LETTER_BYTES:
-                reason += f"; first {MAX_DEAD_LETTER_BYTES} bytes kept"
+            reason = (
+                f"line of {line.length} bytes exceeds the {self.max_message_bytes}-byte message"
+                " limit"
+            )
+            if line.length > self.max_dead_letter_bytes:
+                reason += f"; first {self.max_dead_letter_bytes} bytes kept"
             headers = [
                 ("tap.error.reason", reason.encode()),
                 ("tap.error.stage", b"collector"),
                 ("tap.source.file", str(self.log_path).encode()),
-                ("tap.source.offset", str(self.position.offset).encode()),
+                ("tap.source.offset", str(line.offset).encode()),
             ]
-            futures.append(self.producer.send(self.dead_letter, value=kept, headers=headers))
+            futures.append(self.producer.send(self.dead_letter, value=line.data, headers=headers))
         self.producer.flush()
         for future in futures:
             future.get(timeout=60)  # raises if any line was not acknowledged
@@ -171,13 +221,18 @@ class Tailer:
     def _drain(self, path: Path, final: bool) -> int:
         total = 0
         with open(path, "rb") as handle:
-            while True:
-                lines, offset = self._complete_lines(handle, final)
-                if offset == self.position.offset:
-                    return total
+            batches = read_lines(
+                handle,
+                self.position.offset,
+                final=final,
+                chunk=self.read_chunk,
+                keep=self.max_dead_letter_bytes,
+            )
+            for lines, offset in batches:
                 self._ship(lines)
                 self._commit(Position(self.position.inode, offset))
                 total += len(lines)
+        return total
 
     def _commit(self, position: Position) -> None:
         self.position = position
