@@ -36,7 +36,6 @@ from tapstack.native.stack import RUN_ROOT, Stack  # noqa: E402
 from tests.support import clock as test_clock  # noqa: E402
 from tests.support.pipeline import Pipeline  # noqa: E402
 
-
 _NEEDS = {"engines": "engines", "es": "engines", "pipeline": "engines", "spark": "spark"}
 
 
