@@ -134,6 +134,8 @@ def test_every_mounted_or_built_file_exists(services):
 
 
 def test_scripts_run_by_containers_exist_and_are_mounted(services):
+    # The shells (/bin/sh of the wp-cli image, /bin/bash of the Elasticsearch image) are held
+    # against the images in test_health_checks_and_commands_run_programs_the_image_ships.
     setup = services["wp-setup"]
     assert setup["entrypoint"] == ["/bin/sh", "/tap/wordpress/setup.sh"]
     mounts = {v["target"]: Path(v["source"]) for v in setup["volumes"] if v["type"] == "bind"}
@@ -173,17 +175,30 @@ def test_published_ports_are_the_settings_ports_on_localhost(services):
         "kafka-ui": SETTINGS["ports"]["kafka_ui"],
         "wordpress": SETTINGS["ports"]["wordpress"],
     }
-    published = {}
+    # The container side is the port each server listens on in its image.
+    listening = {
+        "kafka": 9092,  # the HOST listener of KAFKA_LISTENERS in the compose file
+        "elasticsearch": 9200,  # elastic/dockerfiles v8.19.7 elasticsearch/Dockerfile:124
+        "kibana": 5601,  # elastic/dockerfiles v8.19.7 kibana/Dockerfile:72
+        "kafka-ui": 8080,  # kafbat/kafka-ui v1.5.0 api/Dockerfile:25
+        "wordpress": 80,  # docker-library/php 445bf414 8.3/trixie/apache/Dockerfile:293
+    }
+    published, targets = {}, {}
     for name, service in services.items():
         for port in service.get("ports") or []:
             assert port.get("host_ip") == "127.0.0.1", f"{name} publishes beyond 127.0.0.1"
             published[name] = int(port["published"])
+            targets[name] = int(port["target"])
     assert published == expected
+    assert targets == listening
 
 
 def test_images_are_official_and_pinned_to_the_settings_versions(services):
     versions = SETTINGS["versions"]
     elastic = versions["elasticsearch"]
+    # Where each image is published: apache/kafka on Docker Hub (apache/kafka docker/README.md:33,
+    # KIP-975); Elastic's own registry (https://www.elastic.co/guide/en/elasticsearch/reference/
+    # 8.19/docker.html, .../logstash/8.19/docker.html, .../kibana/8.19/docker.html).
     expected = {
         "kafka": f"apache/kafka:{versions['kafka']}",
         "elasticsearch": f"docker.elastic.co/elasticsearch/elasticsearch:{elastic}",
@@ -193,6 +208,10 @@ def test_images_are_official_and_pinned_to_the_settings_versions(services):
     }
     for name, image in expected.items():
         assert services[name]["image"] == image
+    # mariadb and wordpress tags as listed in docker-library/official-images library/mariadb
+    # and library/wordpress; fluent/fluent-bit:<version>-debug from fluent/fluent-bit v4.2.2
+    # .github/workflows/call-build-images.yaml:223; kafbat/kafka-ui:<version> pushed to
+    # docker.io (kafbat/kafka-ui v1.5.0 .github/workflows/docker_publish.yml:22,85,91).
     patterns = {
         "db": r"mariadb:\d+\.\d+\.\d+",
         "wordpress": r"wordpress:\d+\.\d+(\.\d+)?-php\d+\.\d+-apache",
@@ -221,6 +240,11 @@ def test_every_container_uses_the_internal_kafka_listener(services):
 
 
 def test_kafka_is_a_single_kraft_node_as_specified(services):
+    # The apache/kafka image turns KAFKA_FOO_BAR into the server property foo.bar
+    # (core/src/main/scala/kafka/docker/KafkaDockerWrapper.scala:175-179) and requires
+    # CLUSTER_ID in KRaft mode (docker/resources/common-scripts/configure:42); its data
+    # directory is /var/lib/kafka/data, a VOLUME owned by appuser (docker/jvm/Dockerfile:73,
+    # :77, :93) - all at apache/kafka trunk 1eb76443, see compose_model.IMAGE_BINARIES.
     kafka = services["kafka"]
     env = kafka["environment"]
     ports = SETTINGS["ports"]
@@ -333,7 +357,11 @@ def test_spark_image_bakes_the_connector_and_installs_the_repo():
     assert "pip install --no-cache-dir --no-deps /opt/tap" in text
     assert "import pyspark, tapstack, tap_spark" in text
     users = re.findall(r"^USER (\S+)$", text, flags=re.MULTILINE)
+    # The base image creates the system user spark, uid 185 (apache/spark-docker b0876281
+    # 4.1.1/scala2.13-java17-ubuntu/Dockerfile:19-22), and installs tini as /usr/bin/tini (:26),
+    # which spark/Dockerfile's ENTRYPOINT runs.
     assert users[-1] == "spark", "the image runs as the Spark image's unprivileged user"
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in text
     assert "--packages" not in text  # nothing resolved at container start
 
 
@@ -377,6 +405,8 @@ def test_spark_jobs_get_the_documented_environment(services):
         # tap_spark/session.py reads TAP_SPARK_DRIVER_MEMORY; the JVM and Python need headroom.
         driver = cm.mem_bytes(env["TAP_SPARK_DRIVER_MEMORY"])
         assert driver + 384 * 1024**2 <= cm.mem_bytes(service["mem_limit"])
+        # Spark's own environment variables (https://spark.apache.org/docs/4.1.1/
+        # configuration.html#environment-variables): SPARK_LOCAL_DIRS, SPARK_LOCAL_IP.
         assert env["SPARK_LOCAL_DIRS"]
         # The jobs run without the Spark UI: health = process alive + query started.
         health = " ".join(service["healthcheck"]["test"])
@@ -431,6 +461,63 @@ def test_dependencies_wait_on_health_or_completion(services):
                 assert condition == "service_completed_successfully", f"{name} -> {target}"
             else:
                 assert condition == "service_healthy", f"{name} -> {target}"
+
+
+# ── every program a container runs is one its image ships ────────────────────────────────
+
+
+def _tap_compose_execs() -> dict[str, list[str]]:
+    """Programs tap-compose runs with `docker compose exec` in a service's container."""
+    script = cm.TAP_COMPOSE.read_text(encoding="utf-8")
+    kafka_bin = re.search(r'exec -T -e KAFKA_HEAP_OPTS=\S+ kafka "(/opt/kafka/bin/)\$1"', script)
+    assert kafka_bin, "kafka_tool's exec line changed: update this test"
+    tools = sorted(set(re.findall(r"\bkafka_tool (\S+)", script)))
+    es = re.search(r"exec -T elasticsearch (sh) -c \\\n\s*'([^']*)'", script)
+    assert tools and es, "tap-compose's exec lines changed: update this test"
+    return {
+        "kafka": [kafka_bin.group(1) + tool for tool in tools],
+        "elasticsearch": [es.group(1), *cm.shell_programs(es.group(2))],
+    }
+
+
+def test_every_image_has_its_programs_on_record(services):
+    images = {service["image"] for service in services.values()}
+    unknown = images - set(cm.IMAGE_BINARIES)
+    assert not unknown, (
+        f"no record of what {sorted(unknown)} ship: read the image's Dockerfile at the tag's "
+        "commit and add the programs compose runs, with their source, to "
+        "tests/tools/compose_model.py IMAGE_BINARIES"
+    )
+
+
+def test_health_checks_and_commands_run_programs_the_image_ships(services):
+    execs = _tap_compose_execs()
+    problems = {
+        f"{name} ({service['image']})": missing
+        for name, service in services.items()
+        if (missing := cm.missing_programs(service, execs.get(name, [])))
+    }
+    assert not problems, f"programs the images do not ship: {problems}"
+
+
+def test_the_program_check_catches_a_binary_the_image_lacks():
+    """The Fluent Bit probe that kept the ingest stage from ever turning healthy."""
+    service = {
+        "image": "fluent/fluent-bit:4.2.2-debug",
+        "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://x/"]},
+        "command": ["/fluent-bit/bin/fluent-bit", "-c", "/fluent-bit/etc/fluent-bit.yaml"],
+    }
+    assert cm.missing_programs(service) == ["healthcheck: wget"]
+    service["healthcheck"]["test"] = ["CMD-SHELL", "V=1 busybox wget -q -O - http://x/ | grep ok"]
+    assert cm.missing_programs(service) == [
+        "healthcheck: /bin/sh",
+        "healthcheck: busybox",
+        "healthcheck: grep",
+    ]
+    assert cm.missing_programs({**service, "image": "fluent/fluent-bit:9.9.9"})
+    assert cm.shell_programs(
+        "A=1 exec x -f 'a | b' >/dev/null 2>&1 && y; test -f z || (cd / && exec w \"$@\")"
+    ) == ["x", "y", "w"]
 
 
 def _stage_services(kind: str, stage: str) -> list[str]:
@@ -490,6 +577,10 @@ def test_memory_limits_fit_an_8_gb_laptop_when_staged(services):
 
 
 def test_the_orders_log_is_shared_outside_the_web_root(services):
+    # The wordpress image serves /var/www/html (docker-library/wordpress 62130367
+    # latest/php8.3/apache/Dockerfile:168 VOLUME /var/www/html, :157-165 owned by www-data);
+    # www-data is the Debian user of the php base (docker-library/php 445bf414
+    # 8.3/trixie/apache/Dockerfile:48, Debian base-passwd: uid 33).
     log_dir = "/var/log/tap"
     wordpress = {v["target"]: v for v in services["wordpress"]["volumes"]}
     fluent = {v["target"]: v for v in services["fluent-bit"]["volumes"]}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -135,3 +137,177 @@ def mem_bytes(value: Any) -> int:
     if text.endswith("b"):
         return mem_bytes(text[:-1])
     return int(text)
+
+
+# ── what each pinned image ships ─────────────────────────────────────────────────────────
+#
+# Every program a container of the compose file is asked to run (health checks, entrypoints,
+# commands, what tap-compose execs in a container), per image as resolved with .env.example,
+# each with where the fact comes from: the image's Dockerfile at the commit the published tag
+# was built from (repository, commit or tag, path:line) or its documentation. A version bump
+# leaves the new image without an entry, so the facts are checked again before the test passes.
+#
+# Debian and Ubuntu base images hold every package marked Essential (Debian Policy 3.8,
+# https://www.debian.org/doc/debian-policy/ch-binary.html#essential-packages): bash, dash
+# (/bin/sh), coreutils (ls, install), grep, sed. Alpine images get /bin/sh (ash), wget and grep
+# from BusyBox (alpinelinux/docker-alpine docs/about.adoc:3; alpinelinux/aports
+# main/busybox/busyboxconfig: CONFIG_SH_IS_ASH=y, CONFIG_WGET=y, CONFIG_GREP=y).
+_DEBIAN_ESSENTIAL = "Essential package of the Debian/Ubuntu base (Debian Policy 3.8)"
+_ALPINE_BUSYBOX = "BusyBox applet of the Alpine base (aports main/busybox/busyboxconfig)"
+_FLUENT_BIT = "fluent/fluent-bit v4.2.2 (ddfef360) dockerfiles/Dockerfile"
+_MARIADB = "MariaDB/mariadb-docker cdffb7d2 (official-images GitCommit of 11.8.3) 11.8/Dockerfile"
+_WORDPRESS = "docker-library/wordpress 62130367 (GitCommit of 6.9.4-php8.3-apache)"
+_WP_CLI = "docker-library/wordpress b962e97b (GitCommit of cli-2.12.0-php8.3)"
+_PHP = "docker-library/php 445bf414 8.3/trixie/apache/Dockerfile"
+_KAFKA = (
+    "apache/kafka docker/jvm/Dockerfile at trunk 1eb76443 (2024-10, the newest snapshot"
+    " reachable here; the 4.1.1 tag was not in it)"
+)
+_KAFKA_UI = "kafbat/kafka-ui v1.5.0 (afc9c918) api/Dockerfile"
+_ELASTIC = "elastic/dockerfiles v8.19.7 (f3f99114, the official-images GitCommit of 8.19.7)"
+_SPARK = "apache/spark-docker b0876281 4.1.1/scala2.13-java17-ubuntu/Dockerfile"
+
+IMAGE_BINARIES: dict[str, dict[str, str]] = {
+    "mariadb:11.8.3": {
+        "healthcheck.sh": f"{_MARIADB}:137 (COPY healthcheck.sh /usr/local/bin/healthcheck.sh);"
+        " its tests are functions: connect() 11.8/healthcheck.sh:58,"
+        " innodb_initialized() :113, chosen by `--*) test=${1#--}` :371-372",
+    },
+    "wordpress:6.9.4-php8.3-apache": {
+        "/bin/sh": f"{_DEBIAN_ESSENTIAL}; {_WORDPRESS} latest/php8.3/apache/Dockerfile:7"
+        f" FROM php:8.3-apache, {_PHP}:7 FROM debian:trixie-slim",
+        "install": f"{_DEBIAN_ESSENTIAL} (coreutils)",
+        "docker-entrypoint.sh": f"{_WORDPRESS} latest/php8.3/apache/Dockerfile:171"
+        " (COPY docker-entrypoint.sh /usr/local/bin/), :175 ENTRYPOINT",
+        "apache2-foreground": f"{_PHP}:290 (COPY apache2-foreground /usr/local/bin/);"
+        f" {_WORDPRESS} latest/php8.3/apache/Dockerfile:176 CMD",
+        "php": f"{_PHP}:239 (make install, prefix /usr/local), :276 (php --version on PATH)",
+    },
+    "wordpress:cli-2.12.0-php8.3": {
+        "/bin/sh": f"{_ALPINE_BUSYBOX}; {_WP_CLI} cli/php8.3/alpine/Dockerfile:7"
+        " FROM php:8.3-alpine",
+        "wp": f"{_WP_CLI} cli/php8.3/alpine/Dockerfile:116,121 (/usr/local/bin/wp, chmod +x)",
+    },
+    "fluent/fluent-bit:4.2.2-debug": {
+        "/fluent-bit/bin/fluent-bit": f"{_FLUENT_BIT}:103 (install bin/fluent-bit"
+        " /fluent-bit/bin/), :271 (COPY --from=builder /fluent-bit into the debug stage)",
+        "curl": f"{_FLUENT_BIT}:216 (debug stage FROM debian:trixie-slim), :260 (apt-get"
+        " install ... curl); no wget or busybox in :237-268",
+        "bash": f"{_FLUENT_BIT}:257",
+    },
+    "apache/kafka:4.1.1": {
+        "/bin/sh": f"{_ALPINE_BUSYBOX}; {_KAFKA}:44 FROM eclipse-temurin:21-jre-alpine",
+        "bash": f"{_KAFKA}:65 (apk add ... procps bash); the Kafka scripts start with"
+        " #!/bin/bash (bin/kafka-run-class.sh:1)",
+        **{
+            f"/opt/kafka/bin/{tool}": f"{_KAFKA}:69 (the Kafka distribution unpacked into"
+            f" /opt/kafka); bin/{tool} in apache/kafka"
+            for tool in (
+                "kafka-broker-api-versions.sh",
+                "kafka-get-offsets.sh",
+                "kafka-consumer-groups.sh",
+            )
+        },
+    },
+    "kafbat/kafka-ui:v1.5.0": {
+        "/bin/sh": f"{_ALPINE_BUSYBOX}; {_KAFKA_UI}:5 FROM azul/zulu-openjdk-alpine, which is"
+        " FROM alpine (zulu-openjdk/zulu-openjdk 96ef9859"
+        " alpine/24-jre-headless-latest/Dockerfile:1)",
+        "wget": f"{_ALPINE_BUSYBOX}; the zulu alpine Dockerfile runs wget before installing"
+        " anything (zulu-openjdk/zulu-openjdk alpine/24-jre-headless-latest/Dockerfile:7)",
+        "grep": _ALPINE_BUSYBOX,
+    },
+    "docker.elastic.co/elasticsearch/elasticsearch:8.19.7": {
+        "/bin/sh": f"{_DEBIAN_ESSENTIAL}; {_ELASTIC} elasticsearch/Dockerfile:68 FROM"
+        " ubuntu:24.04, :71 (/bin/sh made bash)",
+        "sh": f"{_DEBIAN_ESSENTIAL}; {_ELASTIC} elasticsearch/Dockerfile:71",
+        "/bin/bash": f"{_DEBIAN_ESSENTIAL}; {_ELASTIC} elasticsearch/Dockerfile:99 SHELL=/bin/bash",
+        "curl": f"{_ELASTIC} elasticsearch/Dockerfile:77 (apt-get install ... curl)",
+        "sed": _DEBIAN_ESSENTIAL,
+    },
+    "docker.elastic.co/logstash/logstash:8.19.7": {
+        "/bin/sh": f"{_DEBIAN_ESSENTIAL}; {_ELASTIC} logstash/Dockerfile:5 FROM ubuntu:24.04",
+        "curl": f"{_ELASTIC} logstash/Dockerfile:13 (apt-get install -y curl)",
+        "grep": _DEBIAN_ESSENTIAL,
+    },
+    "docker.elastic.co/kibana/kibana:8.19.7": {
+        "/bin/sh": f"{_DEBIAN_ESSENTIAL}; {_ELASTIC} kibana/Dockerfile:71 FROM ubuntu:24.04",
+        "curl": f"{_ELASTIC} kibana/Dockerfile:76 (apt-get install ... curl)",
+        "grep": _DEBIAN_ESSENTIAL,
+    },
+    # Built here from spark/Dockerfile on apache/spark:4.1.1-scala2.13-java17-python3-ubuntu.
+    "tap-spark:4.1.1": {
+        "/bin/sh": f"{_DEBIAN_ESSENTIAL}; {_SPARK}:17 FROM eclipse-temurin:17-jammy (Ubuntu)",
+        "ls": f"{_DEBIAN_ESSENTIAL} (coreutils)",
+        "pgrep": f"{_SPARK}:26 (apt-get install ... procps)",
+        "tap": "spark/Dockerfile: the venv /opt/tap-venv is on PATH and gets the repo installed",
+        "python": "spark/Dockerfile: /opt/tap-venv/bin/python, the venv is first on PATH",
+    },
+}
+
+# Shell words that are builtins of sh/bash, not programs the image must ship.
+SHELL_BUILTINS = frozenset(
+    {":", ".", "[", "cd", "echo", "exec", "exit", "export", "false", "printf", "read", "set",
+     "shift", "test", "true", "unset"}
+)  # fmt: skip
+_SHELL_OPERATORS = frozenset({"|", "||", "&&", ";", "&", "(", ")"})
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
+
+
+def shell_programs(script: str) -> list[str]:
+    """The programs a POSIX shell command line runs: the first word of each simple command
+    (after variable assignments; `exec X` runs X), builtins left out."""
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    programs: list[str] = []
+    at_start = True
+    for token in lexer:
+        if token in _SHELL_OPERATORS:
+            at_start = True
+            continue
+        if not at_start or _ASSIGNMENT.fullmatch(token):
+            continue
+        if token == "exec":
+            continue  # the next word is the program
+        at_start = False
+        if token not in SHELL_BUILTINS:
+            programs.append(token)
+    return programs
+
+
+def _command_programs(argv: list[str]) -> list[str]:
+    """An exec-form command line: its program, and for `sh -c SCRIPT` the script's too."""
+    if not argv:
+        return []
+    if len(argv) >= 3 and argv[1] == "-c" and Path(argv[0]).name in {"sh", "bash"}:
+        return [argv[0], *shell_programs(argv[2])]
+    return [argv[0]]
+
+
+def healthcheck_programs(service: dict[str, Any]) -> list[str]:
+    test = (service.get("healthcheck") or {}).get("test") or []
+    if not test or test[0] == "NONE":
+        return []
+    if test[0] == "CMD-SHELL":  # run by the image's /bin/sh -c
+        return ["/bin/sh", *shell_programs(" ".join(test[1:]))]
+    return _command_programs(test[1:] if test[0] == "CMD" else test)
+
+
+def service_programs(service: dict[str, Any]) -> dict[str, list[str]]:
+    """What a service runs, by where it is set. A command is a program of its own: the
+    images' entrypoints run it (tini --, docker-entrypoint.sh's exec "$@")."""
+    return {
+        "healthcheck": healthcheck_programs(service),
+        "entrypoint": _command_programs(service.get("entrypoint") or []),
+        "command": _command_programs(service.get("command") or []),
+    }
+
+
+def missing_programs(service: dict[str, Any], extra: list[str] = ()) -> list[str]:
+    """Programs the service runs (and `extra` ones run in its container) that its image is
+    not known to ship; an image without an entry in IMAGE_BINARIES ships nothing known."""
+    shipped = IMAGE_BINARIES.get(service["image"], {})
+    missing = []
+    for where, programs in [*service_programs(service).items(), ("exec", list(extra))]:
+        missing += [f"{where}: {p}" for p in programs if p not in shipped]
+    return missing
