@@ -2,6 +2,8 @@
 
 * The compose file is loaded by compose-go (the loader `docker compose` uses), for all profiles
   and for each stage alone, with .env.example and with a freshly generated .env.
+* The real `docker compose` CLI (built from its Go module) runs `config` for every profile and
+  for every invocation tap-compose makes, and refuses files with known mistakes.
 * Every file compose mounts or builds from exists.
 * Topics, group, indices, ports and versions agree with contracts/settings.toml, across the
   compose file, .env.example, the Spark Dockerfile, pyproject.toml and the scripts.
@@ -24,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
@@ -51,6 +54,13 @@ def generated_env(tmp_path) -> Path:
     target = tmp_path / ".env"
     subprocess.run(["bash", str(cm.INIT_ENV), str(cm.ENV_EXAMPLE), str(target)], check=True)
     return target
+
+
+def _stage_services(kind: str, stage: str) -> list[str]:
+    script = cm.TAP_COMPOSE.read_text(encoding="utf-8")
+    match = re.search(rf'^\s+{kind}:{stage}\) echo "([^"]+)" ;;$', script, flags=re.MULTILINE)
+    assert match, f"{kind}:{stage} missing in tap-compose"
+    return match.group(1).split()
 
 
 # ── a real Compose implementation loads the project ──────────────────────────────────────
@@ -114,6 +124,124 @@ def test_missing_secrets_are_refused(tmp_path):
         pytest.skip(str(exc))
     assert result.returncode == 1
     assert "ELASTIC_PASSWORD" in result.stderr
+
+
+# ── the real docker compose CLI ──────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory) -> Path:
+    """compose/.env as tap-compose makes it on first use: init-env from .env.example."""
+    target = tmp_path_factory.mktemp("cli") / ".env"
+    subprocess.run(["bash", str(cm.INIT_ENV), str(cm.ENV_EXAMPLE), str(target)], check=True)
+    return target
+
+
+def _cli(env_file: Path, profiles, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    try:
+        return cm.compose_cli(env_file, profiles, *args, **kwargs)
+    except cm.ValidatorUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def _tap_compose_invocations() -> list[tuple[list[str], list[str]]]:
+    """(profiles, services) of every compose command tap-compose runs on a project."""
+    script = cm.TAP_COMPOSE.read_text(encoding="utf-8")
+    every = re.search(r"^ALL_PROFILES=\(([^)]*)\)$", script, flags=re.MULTILINE)
+    assert every, "ALL_PROFILES moved in tap-compose: update this test"
+    all_profiles = every.group(1).replace("--profile", " ").split()
+    invocations = [(all_profiles, [])]  # down, status, logs, config
+    for stage in cm.STAGES:
+        invocations.append(([stage], _stage_services("up", stage)))  # up STAGE
+        invocations.append((all_profiles, _stage_services("stop", stage)))  # stop STAGE
+    for profile, service in re.findall(
+        r"compose --profile (\w+) (?:run --rm|build) ([\w-]+)", script
+    ):  # kibana-import, the shopper bot, build
+        invocations.append(([profile], [service]))
+    unique = [inv for i, inv in enumerate(invocations) if inv not in invocations[:i]]
+    assert len(unique) >= 10, unique
+    return unique
+
+
+@pytest.mark.parametrize("profiles", [[p] for p in (*cm.STAGES, "tools", "*")], ids=",".join)
+def test_docker_compose_config_accepts_every_profile(cli_env, profiles):
+    result = _cli(cli_env, profiles, "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "profiles, services",
+    _tap_compose_invocations(),
+    ids=lambda v: ",".join(v) if v else "all",
+)
+def test_docker_compose_config_accepts_what_tap_compose_runs(cli_env, profiles, services):
+    result = _cli(cli_env, profiles, "config", "--quiet", *services)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("stage", cm.STAGES)
+def test_each_stage_brings_its_services_with_its_profile_alone(cli_env, stage):
+    """Naming a service on `up` would start it even outside the profile: the profile itself
+    must hold every service the stage waits for."""
+    result = _cli(cli_env, [stage], "config", "--services")
+    assert result.returncode == 0, result.stderr
+    assert set(_stage_services("up", stage)) <= set(result.stdout.split())
+
+
+def test_docker_compose_and_compose_go_resolve_the_same_project(cli_env):
+    """The tests read compose-go's model: it must be the one the compose CLI runs."""
+    result = _cli(cli_env, ["*"], "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    cli = json.loads(result.stdout.replace("$$", "$"))["services"]  # config escapes $ as $$
+    validated = cm.validate(cli_env, "*")
+    assert validated.returncode == 0, validated.stderr
+    ours = json.loads(validated.stdout)["services"]
+    assert set(cli) == set(ours)
+    for name in ours:
+        for key in ("image", "profiles", "command", "entrypoint", "user", "healthcheck"):
+            assert cli[name].get(key) == ours[name].get(key), f"{name}.{key}"
+        assert set(cli[name].get("depends_on") or {}) == set(ours[name].get("depends_on") or {})
+
+
+BROKEN_FILES = {
+    "undefined dependency": (
+        "services:\n  a:\n    image: x:1\n    depends_on:\n      b:\n"
+        "        condition: service_healthy\n",
+        'depends on undefined service "b"',
+    ),
+    "unknown key": ("services:\n  a:\n    image: x:1\n    mem_limt: 12m\n", "mem_limt"),
+    "dependency in a disabled profile": (
+        "services:\n  a:\n    image: x:1\n    profiles: [ingest]\n    depends_on: [b]\n"
+        "  b:\n    image: x:1\n    profiles: [presentation]\n",
+        'depends on undefined service "b"',
+    ),
+    "missing secret": (
+        "services:\n  a:\n    image: x:1\n    environment:\n"
+        "      P: ${TAP_NOT_SET:?run compose/scripts/init-env first}\n",
+        "TAP_NOT_SET",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", BROKEN_FILES)
+def test_docker_compose_config_refuses_a_file_with_a_known_mistake(tmp_path, cli_env, mistake):
+    text, message = BROKEN_FILES[mistake]
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(text, encoding="utf-8")
+    result = _cli(cli_env, ["ingest"], "config", "--quiet", compose_file=broken)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_docker_compose_config_refuses_the_stack_without_its_topic_job(tmp_path, cli_env):
+    """The real file with one service removed: Fluent Bit and the Spark jobs wait on it."""
+    project = cm.raw_compose()
+    del project["services"]["topics"]
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(yaml.safe_dump(project, sort_keys=False), encoding="utf-8")
+    result = _cli(cli_env, ["ingest"], "config", "--quiet", compose_file=broken)
+    assert result.returncode != 0
+    assert 'depends on undefined service "topics"' in result.stderr, result.stderr
 
 
 # ── files compose mounts or builds from ──────────────────────────────────────────────────
@@ -520,13 +648,6 @@ def test_the_program_check_catches_a_binary_the_image_lacks():
     ) == ["x", "y", "w"]
 
 
-def _stage_services(kind: str, stage: str) -> list[str]:
-    script = cm.TAP_COMPOSE.read_text(encoding="utf-8")
-    match = re.search(rf'^\s+{kind}:{stage}\) echo "([^"]+)" ;;$', script, flags=re.MULTILINE)
-    assert match, f"{kind}:{stage} missing in tap-compose"
-    return match.group(1).split()
-
-
 @pytest.mark.parametrize("stage", cm.STAGES)
 def test_stage_lists_are_the_long_running_services_of_the_profile(services, stage):
     in_profile = {n for n, s in services.items() if stage in cm.profiles_of(s)}
@@ -681,6 +802,7 @@ BASH_SCRIPTS = [
     cm.INIT_ENV,
     cm.COMPOSE_DIR / "scripts" / "es-setup.sh",
     cm.VALIDATOR_DIR / "build.sh",
+    cm.COMPOSE_CLI_BUILD,
 ]
 
 

@@ -2,7 +2,9 @@
 
 The model comes from tests/tools/compose-validate (compose-go, the loader of `docker compose`),
 built once into .cache/compose-validate by its build.sh, so the tests read the project after
-real interpolation, profile selection and validation, not a hand-rolled YAML reading.
+real interpolation, profile selection and validation, not a hand-rolled YAML reading. The real
+`docker compose` CLI, built by tests/tools/compose-cli/build.sh into .cache/tools/compose-cli,
+runs `config` on the same file as users' Docker will (no engine needed).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -29,6 +32,7 @@ ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
 TAP_COMPOSE = COMPOSE_DIR / "tap-compose"
 INIT_ENV = COMPOSE_DIR / "scripts" / "init-env"
 VALIDATOR_DIR = ROOT / "tests" / "tools" / "compose-validate"
+COMPOSE_CLI_BUILD = ROOT / "tests" / "tools" / "compose-cli" / "build.sh"
 
 # The Kafka listener containers use (compose service name + INTERNAL listener port).
 KAFKA_INTERNAL_BOOTSTRAP = "kafka:19092"
@@ -116,6 +120,44 @@ def resolved_model(profile: str = "*") -> dict[str, Any]:
     if result.returncode != 0:
         raise AssertionError(f"compose project invalid ({profile}):\n{result.stderr}")
     return json.loads(result.stdout)
+
+
+@cache
+def compose_cli_binary() -> Path:
+    """Build (or reuse) the real docker compose CLI; its build.sh is a no-op once built and
+    exits 2 when Go is missing and nothing was built."""
+    result = subprocess.run(
+        ["bash", str(COMPOSE_CLI_BUILD)], capture_output=True, text=True, timeout=1800
+    )
+    if result.returncode == 2:
+        raise ValidatorUnavailable(result.stderr.strip())
+    if result.returncode != 0:
+        raise RuntimeError(f"building the docker compose CLI failed:\n{result.stderr}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def compose_cli(
+    env_file: Path,
+    profiles: list[str] | tuple[str, ...],
+    *args: str,
+    compose_file: Path = COMPOSE_FILE,
+) -> subprocess.CompletedProcess[str]:
+    """`docker compose ... ARGS` as tap-compose calls it (project directory compose/, the
+    file, an env file, profiles), cut off from this machine: no inherited environment (the
+    CLI would let it override the env file), an empty DOCKER_CONFIG, and a DOCKER_HOST socket
+    that does not exist, so nothing can reach a daemon (`config` needs none)."""
+    with tempfile.TemporaryDirectory(prefix="tap-compose-cli-") as home:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": home,
+            "DOCKER_CONFIG": home,
+            "DOCKER_HOST": f"unix://{home}/no-daemon.sock",
+        }
+        argv = [str(compose_cli_binary()), "--project-directory", str(COMPOSE_DIR)]
+        argv += ["-f", str(compose_file), "--env-file", str(env_file)]
+        for profile in profiles:
+            argv += ["--profile", profile]
+        return subprocess.run([*argv, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def is_one_shot(service: dict[str, Any]) -> bool:
