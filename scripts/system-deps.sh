@@ -2,7 +2,9 @@
 # Install the system packages TAP needs, if missing (Debian/Ubuntu; uses sudo when not root).
 #   Java 17+ and Maven: Kafka, Elasticsearch and Spark, fetched from Maven Central by mvn.
 #   php-cli + phpunit: the WordPress plugin's tests.  chromium + fonts: the report's render test.
-#   Go (1.24+, preinstalled on the CI image): builds the compose-go validator for compose tests.
+#   Go 1.26.8+ (preinstalled on the CI image): builds the compose-go validator and the real
+#   `docker compose` CLI v5.6.0 for the compose tests (tests/tools/*/build.sh).
+#   shellcheck: lints the compose stack's shell scripts.
 set -euo pipefail
 
 need=()
@@ -15,6 +17,7 @@ command -v chromium >/dev/null || need+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 command -v ruby >/dev/null || need+=(ruby)            # runs the Logstash pipeline's ruby filter in tests
 command -v go >/dev/null || need+=(golang-go)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
