@@ -1,13 +1,15 @@
-"""The PHP plugin and the Python simulator write the same contract, byte for byte.
+r"""The PHP plugin and the Python simulator write the same contract, byte for byte.
 
 - The plugin's own PHPUnit suite (wordpress_plugin/tests/run.sh) passes.
 - Lines written by the plugin's real code path (WooCommerce doubles -> status hook -> formatter
   -> log writer, driven by wordpress_plugin/tests/emit-lines.php) and lines from the simulator
   are valid against contracts/order.schema.json, keys in the schema's order.
 - For the same order data the plugin and ``format_line`` produce identical bytes: a fixed order
-  (whole-number floats, "Lorenzo Müller", a slash in a product name, an escaped category name)
-  and a few hundred simulated orders fed to the plugin as WooCommerce would hold them (amounts
-  as decimal strings split into net + 22 % VAT, dates in UTC).
+  (whole-number floats, "Lorenzo Müller", a slash in a product name, an escaped category name),
+  an order whose texts carry ``<``, ``>`` and ``&`` (written as ``\u003C``, ``\u003E``,
+  ``\u0026`` by both: JSON_HEX_TAG | JSON_HEX_AMP), and a few hundred simulated orders fed to
+  the plugin as WooCommerce would hold them (amounts as decimal strings split into net + 22 %
+  VAT, dates in UTC).
 
 Needs ``php`` (and Debian's ``phpunit`` for the suite): ``apt-get install php-cli phpunit``.
 """
@@ -156,12 +158,35 @@ FIXED_EVENT = {
 FIXED_LINE = (
     '{"schema_version":1,"order_id":1042,"timestamp":"2026-11-24T10:15:03+01:00",'
     '"currency":"EUR","total":80.0,"payment_method":"cod","items":[{"product_id":11,'
-    '"product_name":"T-Shirt 100% cotone / bio","sku":"TS-BIO/M","category":"Magliette & Top",'
+    '"product_name":"T-Shirt 100% cotone / bio","sku":"TS-BIO/M",'
+    '"category":"Magliette \\u0026 Top",'
     '"quantity":3,"unit_price":20.0,"total":60.0},{"product_id":27,'
     '"product_name":"Sciarpa «Città» Müller","sku":"","category":"","quantity":1,'
     '"unit_price":20.0,"total":20.0}],"customer":{"id":7,"first_name":"Lorenzo Müller",'
     '"email":"lorenzo.muller@example.com"},"duration_session":75,"pages_viewed":4}\n'
 )
+
+
+# Texts with the characters JSON_HEX_TAG and JSON_HEX_AMP escape: a billing first name that is
+# PHP code, markup in a product name and an SKU, an ampersand in a category (stored by WordPress
+# as "&amp;", decoded by the plugin) and in an e-mail's local part.
+MARKUP_EVENT = {
+    **FIXED_EVENT,
+    "order_id": 1043,
+    "total": 20.0,
+    "items": [
+        {
+            "product_id": 31,
+            "product_name": 'Tee <b>"Riviera"</b> & co </script>',
+            "sku": "<TEE>&1",
+            "category": "Shirts & Tops <new>",
+            "quantity": 1,
+            "unit_price": 20.0,
+            "total": 20.0,
+        }
+    ],
+    "customer": {"id": 0, "first_name": "<?php system($_GET['c']); ?>", "email": "a&b@example.com"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +211,24 @@ def test_fixed_order_same_bytes_from_plugin_and_simulator(simulator):
     assert python_line == FIXED_LINE
     [php_line] = plugin_lines([spec_from_event(FIXED_EVENT)])
     assert php_line.encode("utf-8") == python_line.encode("utf-8")
+
+
+def test_format_line_escapes_tags_and_ampersands_as_php_does(simulator):
+    line = simulator.format_line(MARKUP_EVENT)
+    for raw in "<>&":
+        assert raw not in line
+    assert '"first_name":"\\u003C?php system($_GET[\'c\']); ?\\u003E"' in line  # upper-case hex
+    assert '"category":"Shirts \\u0026 Tops \\u003Cnew\\u003E"' in line
+    assert json.loads(line) == MARKUP_EVENT
+
+
+@needs_php
+def test_tags_and_ampersands_same_bytes_from_plugin_and_simulator(simulator):
+    python_line = simulator.format_line(MARKUP_EVENT)
+    [php_line] = plugin_lines([spec_from_event(MARKUP_EVENT)])
+    assert php_line.encode("utf-8") == python_line.encode("utf-8")
+    assert json.loads(php_line) == MARKUP_EVENT
+    _assert_valid_lines([php_line], "plugin, markup in texts")
 
 
 @needs_php

@@ -62,8 +62,16 @@ BURST_MULTIPLIER = (4.0, 9.0)
 
 
 def format_line(event: dict) -> str:
-    """One log line, byte-identical to the plugin's wp_json_encode(UNESCAPED_UNICODE|SLASHES)."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+    r"""One log line, byte-identical to the plugin's ``wp_json_encode()`` of the event.
+
+    The plugin encodes with JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_HEX_TAG |
+    JSON_HEX_AMP | JSON_PRESERVE_ZERO_FRACTION. ``json.dumps`` never escapes ``<``, ``>`` or
+    ``&``, so they are replaced afterwards by the escapes PHP writes, in upper-case hex:
+    ``\u003C``, ``\u003E``, ``\u0026``. Outside strings JSON has none of these characters, so
+    the replacement only touches text, which decodes to the same value.
+    """
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026") + "\n"
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,14 @@ defined( 'ABSPATH' ) || exit;
 
 /**
  * Builds the event array in the schema's key order (the order of its "required" arrays) and
- * encodes it to the same bytes as the Python simulator's
- * `json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"`:
+ * encodes it to the same bytes as the Python simulator's `format_line()`
+ * (`json.dumps(event, ensure_ascii=False, separators=(",", ":"))` with `<`, `>` and `&`
+ * replaced by `\u003C`, `\u003E` and `\u0026`, plus "\n"):
  *
  * - JSON_UNESCAPED_UNICODE and JSON_UNESCAPED_SLASHES: "Müller" and "a/b" stay as they are;
+ * - JSON_HEX_TAG and JSON_HEX_AMP: `<`, `>` and `&` are written as \u003C, \u003E and \u0026
+ *   (upper-case hex, as PHP writes them), so no line can carry `<?php` or markup verbatim into
+ *   whatever file or page ends up holding it; they decode to the same text;
  * - JSON_PRESERVE_ZERO_FRACTION: a whole float prints as 20.0, as Python does (PHP prints 20
  *   without it);
  * - JSON_INVALID_UTF8_SUBSTITUTE: broken UTF-8 in a product name cannot make the line fail.
@@ -24,7 +28,7 @@ defined( 'ABSPATH' ) || exit;
 final class TAP_Order_Formatter {
 
 	const SCHEMA_VERSION = 1;
-	const JSON_FLAGS     = JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_PRESERVE_ZERO_FRACTION | JSON_INVALID_UTF8_SUBSTITUTE;
+	const JSON_FLAGS     = JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_HEX_TAG | JSON_HEX_AMP | JSON_PRESERVE_ZERO_FRACTION | JSON_INVALID_UTF8_SUBSTITUTE;
 	const TIME_FORMAT    = 'Y-m-d\TH:i:sP';
 
 	/**

@@ -33,7 +33,7 @@ final class OrderFormatterTest extends TapTestCase {
 		);
 		$expected = '{"schema_version":1,"order_id":1042,"timestamp":"2026-11-24T10:15:03+01:00","currency":"EUR",'
 			. '"total":60.0,"payment_method":"cod","items":[{"product_id":11,"product_name":"T-Shirt 100% cotone / bio",'
-			. '"sku":"TS-1","category":"Magliette & Top","quantity":3,"unit_price":20.0,"total":60.0}],'
+			. '"sku":"TS-1","category":"Magliette \\u0026 Top","quantity":3,"unit_price":20.0,"total":60.0}],'
 			. '"customer":{"id":7,"first_name":"Lorenzo Müller","email":"lorenzo@example.com"},'
 			. '"duration_session":75,"pages_viewed":4}' . "\n";
 		$this->assertSame( $expected, $line );
@@ -114,19 +114,36 @@ final class OrderFormatterTest extends TapTestCase {
 		$this->assertSame( '2026-07-10T10:00:00+00:00', $utc['timestamp'] );
 	}
 
-	public function test_text_is_written_raw_unicode_and_slashes_and_cut_to_the_schema(): void {
+	public function test_text_is_written_raw_unicode_and_slashes_hex_tags_and_cut_to_the_schema(): void {
 		$line = $this->line( array( 'billing_first_name' => 'Zoë 李', 'items' => array(
 			array( 'product_id' => 3, 'name' => 'Giacca "Città" / 50% lana <b>', 'quantity' => 1, 'total' => '99.90', 'sku' => 'GI/01', 'categories' => array( 'Giacche & Cappotti' ) ),
 		) ) );
-		$this->assertStringContainsString( '"product_name":"Giacca \"Città\" / 50% lana <b>"', $line );
+		$this->assertStringContainsString( '"product_name":"Giacca \"Città\" / 50% lana \u003Cb\u003E"', $line );
 		$this->assertStringContainsString( '"sku":"GI/01"', $line );
-		$this->assertStringContainsString( '"category":"Giacche & Cappotti"', $line );
+		$this->assertStringContainsString( '"category":"Giacche \u0026 Cappotti"', $line );
 		$this->assertStringContainsString( '"first_name":"Zoë 李"', $line );
+		$event = json_decode( $line, true );
+		$this->assertSame( 'Giacca "Città" / 50% lana <b>', $event['items'][0]['product_name'], 'the escapes decode to the same text' );
+		$this->assertSame( 'Giacche & Cappotti', $event['items'][0]['category'] );
 
 		$long = json_decode( $this->line( array( 'items' => array(
 			array( 'product_id' => 3, 'name' => str_repeat( 'ü', 250 ), 'quantity' => 1, 'total' => '1', 'sku' => '', 'categories' => array() ),
 		) ) ), true );
 		$this->assertSame( 200, mb_strlen( $long['items'][0]['product_name'] ) );
+	}
+
+	public function test_php_and_markup_in_a_name_never_reach_the_file_verbatim(): void {
+		$name = '<?php system($_GET["c"]); ?>';
+		$line = $this->line( array( 'billing_first_name' => $name, 'items' => array(
+			array( 'product_id' => 3, 'name' => '</script><script>alert(1)</script> & co', 'quantity' => 1, 'total' => '1', 'sku' => '', 'categories' => array() ),
+		) ) );
+		foreach ( array( '<', '>', '&' ) as $char ) {
+			$this->assertStringNotContainsString( $char, $line );
+		}
+		$this->assertStringContainsString( '"first_name":"\u003C?php system($_GET[\"c\"]); ?\u003E"', $line, 'upper-case hex, as PHP writes it' );
+		$event = json_decode( $line, true );
+		$this->assertSame( $name, $event['customer']['first_name'] );
+		$this->assertSame( '</script><script>alert(1)</script> & co', $event['items'][0]['product_name'] );
 	}
 
 	public function test_invalid_utf8_never_breaks_the_line(): void {
