@@ -2,7 +2,7 @@
 /**
  * Plugin Name:          TAP Order Logger
  * Description:          Writes one JSON line per paid or placed WooCommerce order to a log file outside the web root, for the TAP analytics pipeline (Fluent Bit, Kafka, Spark, Elasticsearch, Kibana).
- * Version:              1.0.0
+ * Version:              1.1.0
  * Requires at least:    6.3
  * Requires PHP:         7.4
  * Requires Plugins:     woocommerce
@@ -19,13 +19,15 @@
 
 defined( 'ABSPATH' ) || exit;
 
-define( 'TAP_ORDER_LOGGER_VERSION', '1.0.0' );
+define( 'TAP_ORDER_LOGGER_VERSION', '1.1.0' );
 define( 'TAP_ORDER_LOGGER_FILE', __FILE__ );
 define( 'TAP_ORDER_LOGGER_DIR', __DIR__ . '/' );
 
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-reporter.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-log-path.php';
+require_once TAP_ORDER_LOGGER_DIR . 'includes/class-log-lock-timeout.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-log-writer.php';
+require_once TAP_ORDER_LOGGER_DIR . 'includes/class-retry-queue.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-cookie-jar.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-session-tracker.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-order-formatter.php';

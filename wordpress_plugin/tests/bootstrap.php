@@ -7,6 +7,10 @@
  *     <tmp>/tap-plugin-tests-<pid>/site/public/wp-content/  WP_CONTENT_DIR (uploads below)
  *     <tmp>/tap-plugin-tests-<pid>/site/tap-logs/orders.log the default log
  *
+ * With TAP_TEST_WP_SUBDIR=wp in the environment, WordPress sits in a subfolder of the web root
+ * instead (ABSPATH <...>/site/public/wp/, wp-content below it), as the path-guard tests for CLI
+ * and cron need; TAP_TEST_WITHOUT_ACTION_SCHEDULER=1 leaves Action Scheduler out.
+ *
  * Used by PHPUnit and by the helper scripts (emit-lines.php).
  *
  * @package TAP_Order_Logger\Tests
@@ -18,8 +22,9 @@ error_reporting( E_ALL );
 
 define( 'TAP_TEST_ROOT', sys_get_temp_dir() . '/tap-plugin-tests-' . getmypid() . '-' . bin2hex( random_bytes( 3 ) ) );
 define( 'TAP_TEST_SITE', TAP_TEST_ROOT . '/site' );
-define( 'ABSPATH', TAP_TEST_SITE . '/public/' );
-define( 'WP_CONTENT_DIR', TAP_TEST_SITE . '/public/wp-content' );
+define( 'TAP_TEST_WP_SUBDIR', preg_replace( '/[^a-z0-9-]/', '', (string) getenv( 'TAP_TEST_WP_SUBDIR' ) ) );
+define( 'ABSPATH', TAP_TEST_SITE . '/public/' . ( '' === TAP_TEST_WP_SUBDIR ? '' : TAP_TEST_WP_SUBDIR . '/' ) );
+define( 'WP_CONTENT_DIR', ABSPATH . 'wp-content' );
 define( 'TAP_REPO_ROOT', dirname( __DIR__, 2 ) );
 define( 'TAP_PLUGIN_FILE', dirname( __DIR__ ) . '/tap-order-logger/tap-order-logger.php' );
 
@@ -36,7 +41,7 @@ function tap_test_remove_tree( $path ) {
 	if ( 0 !== strpos( $path, sys_get_temp_dir() . '/tap-plugin-tests-' ) ) {
 		return;
 	}
-	if ( is_link( $path ) || is_file( $path ) ) {
+	if ( is_link( $path ) || ( file_exists( $path ) && ! is_dir( $path ) ) ) { // files, links, FIFOs
 		unlink( $path );
 		return;
 	}
@@ -58,6 +63,9 @@ require_once __DIR__ . '/doubles/class-wc-product.php';
 require_once __DIR__ . '/doubles/class-wc-order-item-product.php';
 require_once __DIR__ . '/doubles/class-wc-order.php';
 require_once __DIR__ . '/doubles/class-test-store.php';
+if ( ! getenv( 'TAP_TEST_WITHOUT_ACTION_SCHEDULER' ) ) {
+	require_once __DIR__ . '/doubles/action-scheduler.php'; // WooCommerce ships it.
+}
 
 // The shop's time zone, as contracts/settings.toml [enrichment] shop_timezone.
 update_option( 'timezone_string', 'Europe/Rome' );

@@ -21,5 +21,5 @@ mt_srand( (int) $writer );
 for ( $seq = 0; $seq < (int) $count; $seq++ ) {
 	$pad  = str_repeat( chr( 97 + ( (int) $writer % 26 ) ), mt_rand( 0, 20000 ) );
 	$line = json_encode( array( 'writer' => (int) $writer, 'seq' => $seq, 'pad' => $pad ) ) . "\n";
-	$log->append( $path, $line );
+	$log->append( $path, $line, 60.0 ); // This test is about whole lines, not the checkout deadline.
 }

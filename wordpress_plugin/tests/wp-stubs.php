@@ -14,6 +14,10 @@ $GLOBALS['tap_wp_actions']  = array();
 $GLOBALS['tap_wp_options']  = array();
 $GLOBALS['tap_wp_settings'] = array( 'errors' => array(), 'registered' => array(), 'pages' => array() );
 $GLOBALS['tap_wp_env']      = array();
+$GLOBALS['tap_wp_current']  = array(); // the hooks running now, innermost last
+$GLOBALS['tap_wp_cron']     = array(); // WP-Cron events: list of array( timestamp, hook, args )
+$GLOBALS['tap_wp_users']    = array(); // e-mail => user id
+$GLOBALS['tap_wp_privacy']  = array( 'policy' => array(), 'wrong' => array() );
 
 /** Puts the conditional tags and request flags back to "a front-end page view". */
 function tap_test_reset_env() {
@@ -38,6 +42,7 @@ tap_test_reset_env();
 function tap_test_reset_hooks() {
 	$GLOBALS['tap_wp_hooks']   = array();
 	$GLOBALS['tap_wp_actions'] = array();
+	$GLOBALS['tap_wp_current'] = array();
 }
 
 // Hooks -------------------------------------------------------------------------------------
@@ -75,9 +80,23 @@ function apply_filters( $hook, $value, ...$args ) {
 
 function do_action( $hook, ...$args ) {
 	$GLOBALS['tap_wp_actions'][ $hook ] = ( $GLOBALS['tap_wp_actions'][ $hook ] ?? 0 ) + 1;
-	foreach ( tap_test_callbacks( $hook ) as $entry ) {
-		call_user_func_array( $entry['callback'], array_slice( $args, 0, $entry['args'] ) );
+	$GLOBALS['tap_wp_current'][]        = $hook;
+	try {
+		foreach ( tap_test_callbacks( $hook ) as $entry ) {
+			call_user_func_array( $entry['callback'], array_slice( $args, 0, $entry['args'] ) );
+		}
+	} finally {
+		array_pop( $GLOBALS['tap_wp_current'] );
 	}
+}
+
+/** As WordPress: the arguments come as one array (Action Scheduler and wp-cron.php call this). */
+function do_action_ref_array( $hook, $args ) {
+	do_action( $hook, ...array_values( (array) $args ) );
+}
+
+function doing_action( $hook = null ) {
+	return null === $hook ? ! empty( $GLOBALS['tap_wp_current'] ) : in_array( $hook, $GLOBALS['tap_wp_current'], true );
 }
 
 function did_action( $hook ) {
@@ -186,7 +205,18 @@ function wp_timezone() {
 
 function wp_upload_dir( $time = null, $create_dir = true, $refresh_cache = false ) {
 	$base = WP_CONTENT_DIR . '/uploads';
-	return array( 'path' => $base, 'url' => 'http://shop.test/wp-content/uploads', 'subdir' => '', 'basedir' => $base, 'baseurl' => 'http://shop.test/wp-content/uploads', 'error' => false );
+	$url  = content_url() . '/uploads';
+	return array( 'path' => $base, 'url' => $url, 'subdir' => '', 'basedir' => $base, 'baseurl' => $url, 'error' => false );
+}
+
+/** As WordPress: WP_CONTENT_URL, which wp_plugin_directory_constants() sets to siteurl + /wp-content. */
+function content_url( $path = '' ) {
+	$url = defined( 'WP_CONTENT_URL' ) ? WP_CONTENT_URL : rtrim( (string) get_option( 'siteurl', 'http://shop.test' ), '/' ) . '/wp-content';
+	return '' === $path ? $url : $url . '/' . ltrim( $path, '/' );
+}
+
+function wp_parse_url( $url, $component = -1 ) {
+	return parse_url( $url, $component );
 }
 
 function plugin_basename( $file ) {
@@ -198,6 +228,7 @@ function load_plugin_textdomain( $domain, $deprecated = false, $path = false ) {
 }
 
 function __( $text, $domain = 'default' ) { return $text; }
+function wp_kses_post( $text ) { return (string) $text; }
 function esc_html__( $text, $domain = 'default' ) { return $text; }
 function esc_html( $text ) { return htmlspecialchars( (string) $text, ENT_QUOTES, 'UTF-8' ); }
 function esc_attr( $text ) { return htmlspecialchars( (string) $text, ENT_QUOTES, 'UTF-8' ); }
@@ -239,4 +270,73 @@ function add_options_page( $page_title, $menu_title, $capability, $slug, $callba
 }
 function add_settings_error( $setting, $code, $message, $type = 'error' ) {
 	$GLOBALS['tap_wp_settings']['errors'][] = compact( 'setting', 'code', 'message', 'type' );
+}
+
+// WP-Cron -----------------------------------------------------------------------------------
+
+/**
+ * As wp-includes/cron.php: an identical event (hook and args) already queued is refused with
+ * false. (WordPress only looks ten minutes around the new event; the tests never need more.)
+ */
+function wp_schedule_single_event( $timestamp, $hook, $args = array(), $wp_error = false ) {
+	if ( ! is_numeric( $timestamp ) || $timestamp <= 0 ) {
+		return false;
+	}
+	if ( false !== wp_next_scheduled( $hook, $args ) ) {
+		return false;
+	}
+	$GLOBALS['tap_wp_cron'][] = array( 'timestamp' => (int) $timestamp, 'hook' => $hook, 'args' => $args );
+	return true;
+}
+
+function wp_next_scheduled( $hook, $args = array() ) {
+	foreach ( $GLOBALS['tap_wp_cron'] as $event ) {
+		if ( $event['hook'] === $hook && $event['args'] === $args ) {
+			return $event['timestamp'];
+		}
+	}
+	return false;
+}
+
+function wp_unschedule_hook( $hook, $wp_error = false ) {
+	$before                  = count( $GLOBALS['tap_wp_cron'] );
+	$GLOBALS['tap_wp_cron'] = array_values( array_filter( $GLOBALS['tap_wp_cron'], static function ( $event ) use ( $hook ) {
+		return $event['hook'] !== $hook;
+	} ) );
+	return $before - count( $GLOBALS['tap_wp_cron'] );
+}
+
+/** Runs the events due at $now as wp-cron.php does: unschedule, then do_action_ref_array(). */
+function tap_test_run_cron( $now ) {
+	$ran = 0;
+	foreach ( $GLOBALS['tap_wp_cron'] as $i => $event ) {
+		if ( $event['timestamp'] <= $now ) {
+			unset( $GLOBALS['tap_wp_cron'][ $i ] );
+			do_action_ref_array( $event['hook'], $event['args'] );
+			++$ran;
+		}
+	}
+	$GLOBALS['tap_wp_cron'] = array_values( $GLOBALS['tap_wp_cron'] );
+	return $ran;
+}
+
+// Users and privacy -------------------------------------------------------------------------
+
+function get_user_by( $field, $value ) {
+	if ( 'email' !== $field || ! isset( $GLOBALS['tap_wp_users'][ $value ] ) ) {
+		return false;
+	}
+	return (object) array( 'ID' => $GLOBALS['tap_wp_users'][ $value ], 'user_email' => $value );
+}
+
+/** As wp-admin/includes/plugin.php: only in wp-admin, on admin_init or later. */
+function wp_add_privacy_policy_content( $plugin_name, $policy_text ) {
+	if ( ! is_admin() || ( ! doing_action( 'admin_init' ) && ! did_action( 'admin_init' ) ) ) {
+		$GLOBALS['tap_wp_privacy']['wrong'][] = $plugin_name;
+		return;
+	}
+	if ( empty( $plugin_name ) || empty( $policy_text ) ) {
+		return;
+	}
+	$GLOBALS['tap_wp_privacy']['policy'][] = array( 'plugin_name' => $plugin_name, 'policy_text' => $policy_text );
 }

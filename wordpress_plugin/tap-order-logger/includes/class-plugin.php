@@ -55,16 +55,26 @@ class TAP_Plugin {
 	public $settings;
 
 	/**
+	 * Retry queue (Action Scheduler, else WP-Cron).
+	 *
+	 * @var TAP_Retry_Queue
+	 */
+	public $queue;
+
+
+	/**
 	 * Builds the parts.
 	 *
 	 * @param TAP_Cookie_Jar|null $cookies Cookie access (tests pass a recording one).
 	 * @param callable|null       $clock   Current Unix time (tests pass their own).
+	 * @param TAP_Log_Writer|null $writer  Log writer (tests pass one with their own clock).
 	 */
-	public function __construct( $cookies = null, $clock = null ) {
+	public function __construct( $cookies = null, $clock = null, $writer = null ) {
 		$this->reporter     = new TAP_Reporter();
 		$this->log_path     = new TAP_Log_Path( $this->reporter );
 		$this->session      = new TAP_Session_Tracker( $cookies instanceof TAP_Cookie_Jar ? $cookies : new TAP_Cookie_Jar(), $clock );
-		$this->order_logger = new TAP_Order_Logger( $this->log_path, new TAP_Log_Writer(), $this->session, $this->reporter );
+		$this->queue        = new TAP_Retry_Queue( $this->reporter, $clock );
+		$this->order_logger = new TAP_Order_Logger( $this->log_path, $writer instanceof TAP_Log_Writer ? $writer : new TAP_Log_Writer(), $this->session, $this->reporter, $this->queue );
 		$this->settings     = new TAP_Settings( $this->log_path );
 	}
 
@@ -106,6 +116,7 @@ class TAP_Plugin {
 	 */
 	public static function activate() {
 		add_option( TAP_Log_Path::OPTION, '' );
+		add_option( TAP_Order_Logger::LOCK_TIMEOUT_OPTION, TAP_Log_Writer::DEFAULT_LOCK_TIMEOUT );
 		$reporter = new TAP_Reporter();
 		$path     = ( new TAP_Log_Path( $reporter ) )->resolve();
 		if ( null === $path ) {

@@ -8,9 +8,12 @@
 defined( 'ABSPATH' ) || exit;
 
 /**
- * One field, `tap_order_log_path`, saved through the Settings API. A path inside the web root,
- * wp-content or uploads is refused on save (the previous value is kept and the admin sees why);
- * empty means the default outside the web root.
+ * Two fields saved through the Settings API:
+ *
+ * - `tap_order_log_path`: a path the guard refuses (TAP_Log_Path::problem()) is not saved (the
+ *   previous value is kept and the admin sees why); empty means the default outside the web root;
+ * - `tap_order_log_lock_timeout`: seconds a checkout waits for the log's lock before the line is
+ *   queued for a retry (0 to 10, default 2).
  */
 class TAP_Settings {
 
@@ -68,6 +71,15 @@ class TAP_Settings {
 				'sanitize_callback' => array( $this, 'sanitize_path' ),
 			)
 		);
+		register_setting(
+			self::GROUP,
+			TAP_Order_Logger::LOCK_TIMEOUT_OPTION,
+			array(
+				'type'              => 'number',
+				'default'           => TAP_Log_Writer::DEFAULT_LOCK_TIMEOUT,
+				'sanitize_callback' => array( 'TAP_Order_Logger', 'sanitize_lock_timeout' ),
+			)
+		);
 		add_settings_section( 'tap_order_logger_log', __( 'Orders log', 'tap-order-logger' ), '__return_false', self::PAGE );
 		add_settings_field(
 			TAP_Log_Path::OPTION,
@@ -77,6 +89,27 @@ class TAP_Settings {
 			'tap_order_logger_log',
 			array( 'label_for' => TAP_Log_Path::OPTION )
 		);
+		add_settings_field(
+			TAP_Order_Logger::LOCK_TIMEOUT_OPTION,
+			__( 'Lock wait (seconds)', 'tap-order-logger' ),
+			array( $this, 'render_lock_timeout_field' ),
+			self::PAGE,
+			'tap_order_logger_log',
+			array( 'label_for' => TAP_Order_Logger::LOCK_TIMEOUT_OPTION )
+		);
+	}
+
+	/**
+	 * The lock timeout field.
+	 */
+	public function render_lock_timeout_field() {
+		printf(
+			'<input type="number" class="small-text" min="0" max="%1$s" step="0.1" id="%2$s" name="%2$s" value="%3$s" />',
+			esc_attr( (string) TAP_Order_Logger::MAX_LOCK_TIMEOUT ),
+			esc_attr( TAP_Order_Logger::LOCK_TIMEOUT_OPTION ),
+			esc_attr( (string) TAP_Order_Logger::lock_timeout() )
+		);
+		echo '<p class="description">' . esc_html__( 'How long a checkout waits when another process holds the orders log. After that the checkout goes on and the order is written shortly after by a background task (Action Scheduler, or WP-Cron).', 'tap-order-logger' ) . '</p>';
 	}
 
 	/**
@@ -122,7 +155,7 @@ class TAP_Settings {
 			esc_attr( (string) get_option( TAP_Log_Path::OPTION, '' ) ),
 			esc_attr( $this->log_path->default_path() )
 		);
-		echo '<p class="description">' . esc_html__( 'Absolute path of the orders log. Leave empty for the default, next to (never inside) the WordPress directory. Paths inside the web root, wp-content or uploads are refused.', 'tap-order-logger' ) . '</p>';
+		echo '<p class="description">' . esc_html__( 'Absolute path of the orders log, a .log or .jsonl file in an existing directory. Leave empty for the default, next to (never inside) the web root. Paths the web server could serve (the WordPress directory, the site\'s home directory, wp-content, uploads, the document root), system directories (/dev, /proc, /sys, /etc) and PHP or configuration files are refused.', 'tap-order-logger' ) . '</p>';
 		if ( null === $resolved ) {
 			echo '<p class="notice notice-error inline">' . esc_html__( 'No safe log path: order lines are not being written.', 'tap-order-logger' ) . '</p>';
 			return;

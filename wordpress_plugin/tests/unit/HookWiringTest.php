@@ -33,6 +33,7 @@ final class HookWiringTest extends TapTestCase {
 			array( 'template_redirect', array( $logger, 'on_order_received_page' ), 15, 0 ),
 			array( 'template_redirect', array( $session, 'on_page_view' ), 20, 0 ),
 			array( 'wp_login', array( $session, 'reset' ), 10, 0 ),
+			array( 'tap_order_logger_retry_write', array( $logger, 'run_retry' ), 10, 2 ),
 		);
 		foreach ( $expected as list( $hook, $callback, $priority, $args ) ) {
 			$found = array_values( array_filter(
@@ -41,7 +42,7 @@ final class HookWiringTest extends TapTestCase {
 					return $entry['callback'] === $callback;
 				}
 			) );
-			$this->assertCount( 1, $found, "$hook -> {$callback[1]}" );
+			$this->assertCount( 1, $found, "$hook -> " . ( is_array( $callback ) ? $callback[1] : $callback ) );
 			$this->assertSame( $priority, $found[0]['priority'], "$hook priority" );
 			$this->assertSame( $args, $found[0]['args'], "$hook accepted args" );
 		}
@@ -52,6 +53,17 @@ final class HookWiringTest extends TapTestCase {
 		$this->assertFalse( has_action( 'woocommerce_order_status_processing' ) );
 		$this->assertFalse( has_action( 'woocommerce_order_status_completed' ) );
 		$this->assertNotFalse( has_action( 'init' ), 'text domain loads on init' );
+	}
+
+	public function test_retry_hook_is_there_on_every_request(): void {
+		// Action Scheduler's runner and WP-Cron run in requests of their own; a missing callback
+		// makes Action Scheduler fail the action.
+		foreach ( array( 'is_admin', 'doing_cron', 'doing_ajax' ) as $flag ) {
+			tap_test_reset_env();
+			$GLOBALS['tap_wp_env'][ $flag ] = true;
+			$this->new_request();
+			$this->assertSame( 10, has_action( TAP_Retry_Queue::HOOK, array( $this->plugin->order_logger, 'run_retry' ) ), $flag );
+		}
 	}
 
 	public function test_settings_screen_only_in_admin(): void {

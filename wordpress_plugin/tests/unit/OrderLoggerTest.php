@@ -159,10 +159,22 @@ final class OrderLoggerTest extends TapTestCase {
 		$this->assertSame( range( 600, 609 ), $ids );
 	}
 
+	/** A log writer whose appends fail (a full disk) until told otherwise. */
+	private function failing_writer() {
+		return new class() extends TAP_Log_Writer {
+			public $failing = true;
+			public function append( $path, $line, $lock_timeout = null ) {
+				if ( $this->failing ) {
+					throw new RuntimeException( 'Could not write 412 bytes to ' . $path . ': No space left on device' );
+				}
+				parent::append( $path, $line, $lock_timeout );
+			}
+		};
+	}
+
 	public function test_write_failure_never_breaks_checkout_and_is_retried_later(): void {
-		mkdir( TAP_TEST_ROOT . '/outside', 0755, true );
-		file_put_contents( TAP_TEST_ROOT . '/outside/not-a-dir', 'x' );
-		update_option( 'tap_order_log_path', TAP_TEST_ROOT . '/outside/not-a-dir/orders.log' );
+		$writer = $this->failing_writer();
+		$this->new_request( null, $writer );
 
 		tap_test_make_order( array( 'id' => 508 ) );
 		wc_get_order( 508 )->update_status( 'processing' ); // must not throw
@@ -171,13 +183,17 @@ final class OrderLoggerTest extends TapTestCase {
 		$errors = $this->errors_reported();
 		$this->assertCount( 1, $errors );
 		$this->assertStringContainsString( 'Order 508 was not written', $errors[0] );
+		$this->assertStringContainsString( 'queued for a retry', $errors[0] );
 		$this->assertSame( 'tap-order-logger', $GLOBALS['tap_wc_logger']->entries[0]['context']['source'] );
+		$this->assertCount( 1, tap_test_pending_actions( TAP_Retry_Queue::HOOK ) );
 
-		// Fixed path; the next paid/placed hook writes the line.
-		update_option( 'tap_order_log_path', TAP_TEST_ROOT . '/outside/logs/orders.log' );
-		$this->new_request();
+		// Space freed; the next paid/placed hook writes the line, and the queued retry then adds none.
+		$writer->failing = false;
+		$this->new_request( null, $writer );
 		wc_get_order( 508 )->update_status( 'completed' );
-		$this->assertCount( 1, $this->log_lines( TAP_TEST_ROOT . '/outside/logs/orders.log' ) );
+		$this->assertCount( 1, $this->log_lines() );
+		tap_test_run_due_actions( $this->now );
+		$this->assertCount( 1, $this->log_lines() );
 	}
 
 	public function test_exceptions_from_woocommerce_are_caught(): void {

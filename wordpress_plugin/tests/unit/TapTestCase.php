@@ -31,6 +31,15 @@ abstract class TapTestCase extends TestCase {
 		$GLOBALS['tap_wp_settings'] = array( 'errors' => array(), 'registered' => array(), 'pages' => array() );
 		$GLOBALS['tap_wp_terms']    = array();
 		$GLOBALS['tap_wc_logger']->entries = array();
+		$GLOBALS['tap_wp_cron']             = array();
+		$GLOBALS['tap_wp_users']            = array();
+		$GLOBALS['tap_wp_privacy']          = array( 'policy' => array(), 'wrong' => array() );
+		if ( function_exists( 'tap_test_reset_action_scheduler' ) ) {
+			tap_test_reset_action_scheduler();
+		}
+		if ( isset( $GLOBALS['tap_consent'] ) ) {
+			$GLOBALS['tap_consent'] = array( 'type' => '', 'cookies' => array() );
+		}
 		$_COOKIE = array();
 		$_GET    = array();
 		unset( $_SERVER['DOCUMENT_ROOT'], $_SERVER['HTTP_SEC_PURPOSE'], $_SERVER['HTTP_PURPOSE'], $_SERVER['HTTP_X_MOZ'] );
@@ -44,18 +53,33 @@ abstract class TapTestCase extends TestCase {
 
 	/**
 	 * A new PHP request: empty hook registry, new plugin objects (no in-memory state), same
-	 * "database" and options. Cookies are kept unless $cookies is given.
+	 * "database" and options. Cookies are kept unless $cookies is given; $writer replaces the
+	 * log writer (one with a test clock, one that fails).
 	 */
-	protected function new_request( array $cookies = null ) {
+	protected function new_request( array $cookies = null, TAP_Log_Writer $writer = null ) {
 		if ( null !== $cookies ) {
 			$_COOKIE = $cookies;
 		}
 		tap_test_reset_hooks();
 		$this->jar    = new TAP_Recording_Cookie_Jar();
-		$this->plugin = new TAP_Plugin( $this->jar, function () {
-			return $this->now;
-		} );
+		$this->plugin = new TAP_Plugin(
+			$this->jar,
+			function () {
+				return $this->now;
+			},
+			$writer
+		);
 		$this->plugin->register_hooks();
+	}
+
+	/** Runs PHP code in a child process (for constants, environments and missing functions). */
+	protected function run_child( $code, array $env = array() ) {
+		$prefix = '';
+		foreach ( $env as $name => $value ) {
+			$prefix .= $name . '=' . escapeshellarg( $value ) . ' ';
+		}
+		$code = 'require ' . var_export( dirname( __DIR__ ) . '/bootstrap.php', true ) . '; ' . $code;
+		return (string) shell_exec( $prefix . escapeshellarg( PHP_BINARY ) . ' -r ' . escapeshellarg( $code ) . ' 2>&1' );
 	}
 
 	protected function default_log() {
