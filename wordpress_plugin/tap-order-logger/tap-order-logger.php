@@ -28,11 +28,13 @@ require_once TAP_ORDER_LOGGER_DIR . 'includes/class-log-path.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-log-lock-timeout.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-log-writer.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-retry-queue.php';
+require_once TAP_ORDER_LOGGER_DIR . 'includes/class-consent.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-cookie-jar.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-session-tracker.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-order-formatter.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-order-logger.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-settings.php';
+require_once TAP_ORDER_LOGGER_DIR . 'includes/class-privacy.php';
 require_once TAP_ORDER_LOGGER_DIR . 'includes/class-plugin.php';
 
 register_activation_hook( __FILE__, array( 'TAP_Plugin', 'activate' ) );

@@ -55,12 +55,25 @@ class TAP_Plugin {
 	public $settings;
 
 	/**
+	 * Consent check (WP Consent API).
+	 *
+	 * @var TAP_Consent
+	 */
+	public $consent;
+
+	/**
 	 * Retry queue (Action Scheduler, else WP-Cron).
 	 *
 	 * @var TAP_Retry_Queue
 	 */
 	public $queue;
 
+	/**
+	 * Privacy exporter, eraser and policy text.
+	 *
+	 * @var TAP_Privacy
+	 */
+	public $privacy;
 
 	/**
 	 * Builds the parts.
@@ -72,10 +85,12 @@ class TAP_Plugin {
 	public function __construct( $cookies = null, $clock = null, $writer = null ) {
 		$this->reporter     = new TAP_Reporter();
 		$this->log_path     = new TAP_Log_Path( $this->reporter );
-		$this->session      = new TAP_Session_Tracker( $cookies instanceof TAP_Cookie_Jar ? $cookies : new TAP_Cookie_Jar(), $clock );
+		$this->consent      = new TAP_Consent();
+		$this->session      = new TAP_Session_Tracker( $cookies instanceof TAP_Cookie_Jar ? $cookies : new TAP_Cookie_Jar(), $clock, $this->consent );
 		$this->queue        = new TAP_Retry_Queue( $this->reporter, $clock );
 		$this->order_logger = new TAP_Order_Logger( $this->log_path, $writer instanceof TAP_Log_Writer ? $writer : new TAP_Log_Writer(), $this->session, $this->reporter, $this->queue );
 		$this->settings     = new TAP_Settings( $this->log_path );
+		$this->privacy      = new TAP_Privacy( $this->reporter, $clock );
 	}
 
 	/**
@@ -96,8 +111,10 @@ class TAP_Plugin {
 	 */
 	public function register_hooks() {
 		add_action( 'init', array( $this, 'load_textdomain' ) );
+		$this->consent->register();
 		$this->session->register();
 		$this->order_logger->register();
+		$this->privacy->register();
 		if ( is_admin() ) {
 			$this->settings->register();
 		}

@@ -17,6 +17,10 @@ defined( 'ABSPATH' ) || exit;
  * Both are reset at login and after the visitor's order has been logged. The cookies come from
  * the browser and can be anything: every value read is bounded, so an order always gets a
  * duration in [0, 86400] and a page count in [1, 100000].
+ *
+ * With the WP Consent API active they are read and set only with the visitor's consent to
+ * statistics (TAP_Consent); without it an order gets the neutral 0 s and 1 page, and cookies
+ * left from an earlier consent are deleted on the next page view.
  */
 class TAP_Session_Tracker {
 
@@ -41,14 +45,23 @@ class TAP_Session_Tracker {
 	private $clock;
 
 	/**
+	 * Consent check.
+	 *
+	 * @var TAP_Consent
+	 */
+	private $consent;
+
+	/**
 	 * Constructor.
 	 *
-	 * @param TAP_Cookie_Jar $cookies Cookie access.
-	 * @param callable|null  $clock   Returns the current Unix time (tests pass their own).
+	 * @param TAP_Cookie_Jar   $cookies Cookie access.
+	 * @param callable|null    $clock   Returns the current Unix time (tests pass their own).
+	 * @param TAP_Consent|null $consent Consent check.
 	 */
-	public function __construct( TAP_Cookie_Jar $cookies, $clock = null ) {
+	public function __construct( TAP_Cookie_Jar $cookies, $clock = null, $consent = null ) {
 		$this->cookies = $cookies;
 		$this->clock   = is_callable( $clock ) ? $clock : 'time';
+		$this->consent = $consent instanceof TAP_Consent ? $consent : new TAP_Consent();
 	}
 
 	/**
@@ -64,6 +77,13 @@ class TAP_Session_Tracker {
 	 */
 	public function on_page_view() {
 		if ( ! $this->is_countable_page_view() ) {
+			return;
+		}
+		if ( ! $this->consent->allows_visit_cookies() ) {
+			// Consent withdrawn (or never given): drop what an earlier consent left behind.
+			if ( null !== $this->cookies->get( self::START_COOKIE ) || null !== $this->cookies->get( self::PAGES_COOKIE ) ) {
+				$this->reset();
+			}
 			return;
 		}
 		$now   = $this->now();
@@ -93,6 +113,12 @@ class TAP_Session_Tracker {
 	 * @return array{duration_session: int, pages_viewed: int}
 	 */
 	public function snapshot() {
+		if ( ! $this->consent->allows_visit_cookies() ) {
+			return array(
+				'duration_session' => 0,
+				'pages_viewed'     => 1,
+			);
+		}
 		return array(
 			'duration_session' => self::duration_from( $this->cookies->get( self::START_COOKIE ), $this->now() ),
 			'pages_viewed'     => self::pages_from( $this->cookies->get( self::PAGES_COOKIE ) ),
@@ -106,6 +132,9 @@ class TAP_Session_Tracker {
 	 * @return bool
 	 */
 	public function visit_started_before( $moment ) {
+		if ( ! $this->consent->allows_visit_cookies() ) {
+			return false;
+		}
 		$start = self::parse_int( $this->cookies->get( self::START_COOKIE ) );
 		return self::is_plausible_start( $start, $this->now() ) && $start <= (int) $moment;
 	}

@@ -20,10 +20,14 @@ class TAP_Test_Store {
 	/** @var int */
 	public static $saves = 0;
 
+	/** @var array<int, string[]> order notes by order id */
+	public static $notes = array();
+
 	public static function reset() {
 		self::$orders   = array();
 		self::$products = array();
 		self::$saves    = 0;
+		self::$notes    = array();
 	}
 
 	public static function persist( WC_Order $order ) {
@@ -35,6 +39,36 @@ class TAP_Test_Store {
 function wc_get_order( $order_id = false ) {
 	$order_id = is_object( $order_id ) ? $order_id->get_id() : (int) $order_id;
 	return isset( TAP_Test_Store::$orders[ $order_id ] ) ? clone TAP_Test_Store::$orders[ $order_id ] : false;
+}
+
+/**
+ * wc_get_orders() for the arguments the plugin passes: `customer` (e-mail addresses, matched to
+ * the billing e-mail, or user ids, matched to the customer id), `limit` and `page`; orders by id.
+ */
+function wc_get_orders( $args ) {
+	$customers = isset( $args['customer'] ) ? (array) $args['customer'] : null;
+	$found     = array();
+	$ids       = array_keys( TAP_Test_Store::$orders );
+	sort( $ids );
+	foreach ( $ids as $id ) {
+		$order = TAP_Test_Store::$orders[ $id ];
+		if ( null !== $customers ) {
+			$match = false;
+			foreach ( $customers as $customer ) {
+				$match = $match || ( is_int( $customer ) ? $customer > 0 && $customer === $order->get_customer_id() : 0 === strcasecmp( (string) $customer, $order->get_billing_email() ) );
+			}
+			if ( ! $match ) {
+				continue;
+			}
+		}
+		$found[] = $id;
+	}
+	$limit = isset( $args['limit'] ) ? (int) $args['limit'] : 10;
+	$page  = max( 1, (int) ( $args['page'] ?? 1 ) );
+	if ( $limit > 0 ) {
+		$found = array_slice( $found, ( $page - 1 ) * $limit, $limit );
+	}
+	return array_map( 'wc_get_order', $found );
 }
 
 function wc_get_product( $product_id = false ) {

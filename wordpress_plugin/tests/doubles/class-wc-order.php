@@ -22,6 +22,9 @@ class WC_Order extends WC_Abstract_Order {
 	/** @var array|null from/to of an unsaved status change */
 	protected $status_transition = null;
 
+	/** @var string[] order notes (WooCommerce stores them as comments, at once, without save()) */
+	public $notes = array();
+
 	/**
 	 * @param array $props Order fields (see defaults) and 'items' => list of item props.
 	 */
@@ -115,6 +118,16 @@ class WC_Order extends WC_Abstract_Order {
 		$this->save();
 		do_action( 'woocommerce_payment_complete', $this->get_id(), $transaction_id );
 		return true;
+	}
+
+	/** Like WC_Order::add_order_note(): stored at once, returns the note's id. */
+	public function add_order_note( $note, $is_customer_note = 0, $added_by_user = false ) {
+		if ( ! $this->get_id() ) {
+			return 0;
+		}
+		TAP_Test_Store::$notes[ $this->get_id() ][] = (string) $note;
+		$this->notes[]                             = (string) $note;
+		return count( TAP_Test_Store::$notes[ $this->get_id() ] );
 	}
 
 	/** Persists to the test store, then runs the status transition hooks. */

@@ -34,6 +34,11 @@ final class HookWiringTest extends TapTestCase {
 			array( 'template_redirect', array( $session, 'on_page_view' ), 20, 0 ),
 			array( 'wp_login', array( $session, 'reset' ), 10, 0 ),
 			array( 'tap_order_logger_retry_write', array( $logger, 'run_retry' ), 10, 2 ),
+			array( 'wp_privacy_personal_data_exporters', array( $plugin->privacy, 'register_exporter' ), 10, 1 ),
+			array( 'wp_privacy_personal_data_erasers', array( $plugin->privacy, 'register_eraser' ), 10, 1 ),
+			array( 'admin_init', array( $plugin->privacy, 'add_policy_content' ), 10, 1 ),
+			array( 'init', array( $plugin->consent, 'register_cookie_info' ), 10, 1 ),
+			array( 'wp_consent_api_registered_tap-order-logger/tap-order-logger.php', '__return_true', 10, 1 ),
 		);
 		foreach ( $expected as list( $hook, $callback, $priority, $args ) ) {
 			$found = array_values( array_filter(
