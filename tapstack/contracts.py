@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(os.environ.get("TAP_HOME") or Path(__file__).resolve().parents[1])
 CONTRACTS_DIR = ROOT / "contracts"
 SETTINGS_FILE = CONTRACTS_DIR / "settings.toml"
+SECURITY_FILE = CONTRACTS_DIR / "security.toml"
 ORDER_SCHEMA_FILE = CONTRACTS_DIR / "order.schema.json"
 
 
@@ -29,6 +30,18 @@ ORDER_SCHEMA_FILE = CONTRACTS_DIR / "order.schema.json"
 def settings() -> dict[str, Any]:
     """The parsed settings file."""
     return tomllib.loads(SETTINGS_FILE.read_text(encoding="utf-8"))
+
+
+@cache
+def security() -> dict[str, Any]:
+    """The parsed security file: users, roles and grants (contracts/security.toml)."""
+    return tomllib.loads(SECURITY_FILE.read_text(encoding="utf-8"))
+
+
+def es_user(role: str) -> str:
+    """Elasticsearch user name by role key: admin, setup, writer or viewer."""
+    section = security()["elasticsearch"]
+    return section["admin"] if role == "admin" else section["users"][role]
 
 
 @cache
@@ -72,7 +85,8 @@ def elasticsearch_url() -> str:
 
 
 def elasticsearch_auth() -> tuple[str, str] | None:
-    """Basic-auth pair from the environment (compose runs with security on); None natively."""
+    """The process's own basic-auth pair from the environment (compose, and each native
+    pipeline process), or None; see tapstack.credentials for the native stack's others."""
     user, password = os.environ.get("TAP_ES_USER"), os.environ.get("TAP_ES_PASSWORD")
     return (user, password) if user and password else None
 

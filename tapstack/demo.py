@@ -92,7 +92,7 @@ def run(orders: int = 300, rate: float = 50.0, seed: int = 7, keep_running: bool
 
             append_orders(stack.log_path, counted(), truth_path=truth)
 
-        es = connect()
+        es = connect(role="viewer")  # what the CEO may see, nothing more
         say("Waiting until every order is searchable in Elasticsearch...")
         with _progress() as progress:
             task = progress.add_task("orders indexed", total=orders)

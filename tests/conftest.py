@@ -15,6 +15,7 @@ Fixtures:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Before anything reads the contracts: the test stack's own ports.
 _BASE = int(os.environ.get("TAP_TEST_PORT_BASE", "19000"))
@@ -28,6 +29,12 @@ os.environ.update(
 )
 os.environ.pop("TAP_KAFKA_BOOTSTRAP", None)
 os.environ.pop("TAP_ES_URL", None)
+for _variable in ("TAP_ES_USER", "TAP_ES_PASSWORD", "TAP_CUSTOMER_KEY"):
+    os.environ.pop(_variable, None)
+# The test stack's secrets (its users' passwords): the tests' clients act as its admin.
+os.environ["TAP_SECRETS_DIR"] = str(
+    Path(__file__).resolve().parents[1] / ".run" / STACK_NAME / "secrets"
+)
 
 import pytest  # noqa: E402
 

@@ -12,10 +12,12 @@ stack removes it. Run as another user, the node lives in the run folder itself.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pwd
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import requests
@@ -81,7 +83,12 @@ def _config(port: int, data: Path, logs: Path) -> str:
             f"http.port: {port}",
             "transport.port: 9300-9399",
             "discovery.type: single-node",
-            "xpack.security.enabled: false",
+            # Security on, with the users and roles of compose (contracts/security.toml). No
+            # TLS: the node listens on the loopback only, and single-node needs none between
+            # nodes.
+            "xpack.security.enabled: true",
+            "xpack.security.http.ssl.enabled: false",
+            "xpack.security.transport.ssl.enabled: false",
             "cluster.routing.allocation.disk.threshold_enabled: false",
             "action.destructive_requires_name: true",
             "",
@@ -144,7 +151,68 @@ def purge(run_dir: Path) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def start(run_dir: Path, es_home: Path) -> processes.Managed:
+def _tool(es_home: Path, env: dict[str, str], user: str | None, name: str, *args, stdin=None):
+    """Run one of the distribution's CLI tools (as the node's user, on the node's config)."""
+    identity = {}
+    if user:
+        account = pwd.getpwnam(user)
+        identity = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    done = subprocess.run(
+        [str(es_home / "bin" / name), *args],
+        input=stdin,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        **identity,
+    )
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        raise StackError(f"{name} {args[0]} failed: {' '.join(detail)}")
+
+
+def _bootstrap_password(es_home: Path, config: Path, env: dict[str, str], user, password):
+    """The elastic user's password, from the node's keystore: with no security index (see
+    _file_realm) the reserved realm keeps using it."""
+    if (config / "elasticsearch.keystore").exists():
+        return
+    _tool(es_home, env, user, "elasticsearch-keystore", "create")
+    _tool(es_home, env, user, "elasticsearch-keystore", "add", "--stdin", "bootstrap.password",
+          stdin=password)  # fmt: skip
+
+
+def _file_realm_roles(config: Path, roles: Mapping[str, dict]) -> None:
+    """roles.yml, and the user files emptied for _file_realm to fill.
+
+    The file realm reads roles.yml one role per top-level line block, so each role is written
+    as one line, `name: {JSON}` (a JSON object is a YAML flow mapping)."""
+    (config / "roles.yml").write_text("".join(f"{n}: {json.dumps(r)}\n" for n, r in roles.items()))
+    for name in ("users", "users_roles"):
+        (config / name).write_text("")
+
+
+def _file_realm(es_home, config, env, user, users: Mapping[str, tuple[str, list[str]]]):
+    """TAP's users and roles in the node's file realm.
+
+    The integ-test-zip lacks the analysis module that the security index's mapping needs, so
+    users and roles made through the security API (compose's way) cannot be stored here. The
+    file realm takes the same definitions from files: roles.yml (_file_realm_roles) and the
+    users written by the distribution's own elasticsearch-users tool, passwords on its stdin.
+    """
+    for name, (password, held) in users.items():
+        _tool(es_home, env, user, "elasticsearch-users", "useradd", name, "-r", ",".join(held),
+              stdin=f"{password}\n{password}\n")  # fmt: skip
+
+
+def start(
+    run_dir: Path,
+    es_home: Path,
+    admin_password: str,
+    users: Mapping[str, tuple[str, list[str]]],
+    roles: Mapping[str, dict],
+) -> processes.Managed:
+    """Start the node, security on: elastic with admin_password, users (name -> password,
+    roles) and roles (name -> role body) in the file realm."""
     running = processes.find(run_dir, NAME)
     if running:
         return running
@@ -173,6 +241,7 @@ def start(run_dir: Path, es_home: Path) -> processes.Managed:
     for folder in (data, logs, tmp):
         folder.mkdir(parents=True, exist_ok=True)
     (config / "elasticsearch.yml").write_text(_config(port, data, logs))
+    _file_realm_roles(config, roles)
     if user:
         _chown_tree(home, user)
         home.chmod(0o700)
@@ -182,18 +251,20 @@ def start(run_dir: Path, es_home: Path) -> processes.Managed:
         "ES_TMPDIR": str(tmp),
         "ES_JAVA_OPTS": HEAP,
     }
+    _bootstrap_password(es_home, config, env, user, admin_password)
+    _file_realm(es_home, config, env, user, users)
     return processes.start(
         run_dir, NAME, [str(es_home / "bin" / "elasticsearch")], env=env, cwd=home, user=user
     )
 
 
-def healthy() -> bool:
-    """The cluster answers and is at least yellow."""
+def healthy(auth: tuple[str, str] | None) -> bool:
+    """The cluster answers (to this user) and is at least yellow."""
     try:
         response = requests.get(
             f"{contracts.elasticsearch_url()}/_cluster/health",
             params={"wait_for_status": "yellow", "timeout": "2s"},
-            auth=contracts.elasticsearch_auth(),
+            auth=auth,
             timeout=5,
         )
         return response.ok and response.json().get("status") in ("yellow", "green")

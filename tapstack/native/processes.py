@@ -61,13 +61,14 @@ def start(
     run_dir: Path,
     name: str,
     argv: list[str],
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
     cwd: Path | None = None,
     user: str | None = None,
     unless_held: bool = False,
 ) -> Managed | None:
     """Start argv in the background (unless it runs already), its output appended to
-    <run>/logs/<name>.log. unless_held: leave a process stopped on purpose alone (None)."""
+    <run>/logs/<name>.log; env is laid over this process's environment (None removes a
+    variable). unless_held: leave a process stopped on purpose alone (None)."""
     with _start_lock(run_dir, name):
         if unless_held and held(run_dir, name):
             return None
@@ -93,7 +94,7 @@ def _spawn(run_dir, name, argv, env, cwd, user) -> Managed:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},
             cwd=cwd,
             start_new_session=True,
             **identity,

@@ -9,6 +9,11 @@
   checkpoints/<query>/         Spark checkpoints
   ready/<process>              written by a pipeline process once it is serving
   secrets/customer_key         the HMAC key for customer ids (generated, 0600)
+  secrets/elasticsearch/<user> each Elasticsearch user's password (generated, 0600)
+
+The run folder and its secrets folder are 0700. Commands run by hand against the stack find
+its secrets through TAP_SECRETS_DIR (tapstack.credentials), which the stack sets for its own
+process; each pipeline process gets only the credentials of its stage.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapstack import contracts
-from tapstack.elastic import templates
+from tapstack import contracts, credentials
+from tapstack.elastic import security, templates
 from tapstack.elastic.client import connect
 from tapstack.native import elasticsearch, engines, kafka, processes
 from tapstack.native.errors import StackError
@@ -38,9 +43,17 @@ SUPERVISOR = "supervisor"
 class Stack:
     name: str = "demo"
 
+    def __post_init__(self) -> None:
+        # Clients built in this process (templates, summary, tests) find this stack's secrets.
+        os.environ.setdefault("TAP_SECRETS_DIR", str(self.secrets_dir))
+
     @property
     def run_dir(self) -> Path:
         return RUN_ROOT / self.name
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.run_dir / "secrets"
 
     @property
     def log_path(self) -> Path:
@@ -56,19 +69,41 @@ class Stack:
         """Fetch if needed, start Kafka and Elasticsearch, wait for health, create topics and
         install the index templates."""
         found = engines.fetch(say=say)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        credentials.private_dir(self.run_dir)
         say(f"Starting Kafka (KRaft) on port {contracts.port('kafka')}...")
         kafka.start(self.run_dir, found.kafka_libs)
         say(f"Starting Elasticsearch on port {contracts.port('elasticsearch')}...")
-        elasticsearch.start(self.run_dir, found.elasticsearch_home)
+        self.start_elasticsearch(found.elasticsearch_home)
         self._wait_healthy("kafka", kafka.healthy, timeout)
         say(f"Kafka is up; topics created: {', '.join(kafka.create_topics()) or 'all existed'}.")
-        self._wait_healthy("elasticsearch", elasticsearch.healthy, timeout)
-        created = templates.install(connect())
+        self._wait_healthy("elasticsearch", self.elasticsearch_healthy, timeout)
+        created = templates.install(connect(role="setup"))
         say(
-            f"Elasticsearch is up; index templates installed, indices created: "
-            f"{', '.join(created) or 'all existed'}."
+            f"Elasticsearch is up (security on; users {', '.join(security.users())}); index "
+            f"templates installed, indices created: {', '.join(created) or 'all existed'}."
         )
+
+    def _password(self, user: str) -> str:
+        return credentials.ensure("elasticsearch", user, self.secrets_dir)
+
+    def es_auth(self, role: str) -> tuple[str, str]:
+        user = contracts.es_user(role)
+        return user, self._password(user)
+
+    def start_elasticsearch(self, es_home: Path | None = None) -> None:
+        """Start the node with the contract's users and roles, each user with this stack's
+        password for it."""
+        users = {user: (self._password(user), held) for user, held in security.users().items()}
+        elasticsearch.start(
+            self.run_dir,
+            es_home or engines.elasticsearch_dir(),
+            self.es_auth("admin")[1],
+            users,
+            security.roles(),
+        )
+
+    def elasticsearch_healthy(self) -> bool:
+        return elasticsearch.healthy(self.es_auth("admin"))
 
     def _wait_healthy(self, name: str, check, timeout: float) -> None:
         def ready():
@@ -93,24 +128,32 @@ class Stack:
         """The HMAC key for customer ids: TAP_CUSTOMER_KEY, else one generated per run folder."""
         if os.environ.get("TAP_CUSTOMER_KEY"):
             return os.environ["TAP_CUSTOMER_KEY"]
-        path = self.run_dir / "secrets" / "customer_key"
+        path = self.secrets_dir / "customer_key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+            credentials.write_secret(path, secrets.token_hex(32))
         return path.read_text().strip()
 
-    def pipeline_env(self) -> dict[str, str]:
-        return {
+    def pipeline_env(self, process: str) -> dict[str, str | None]:
+        """The environment of one pipeline process: what every stage needs, plus the secrets
+        of that stage only (None removes a variable inherited from this process)."""
+        env: dict[str, str | None] = {
             "TAP_KAFKA_BOOTSTRAP": contracts.kafka_bootstrap(),
             "TAP_ES_URL": contracts.elasticsearch_url(),
             "TAP_CHECKPOINT_DIR": str(self.run_dir / "checkpoints"),
             "TAP_SPARK_JARS": str(engines.spark_kafka_dir()),
-            "TAP_CUSTOMER_KEY": self.customer_key(),
             "TAP_MODEL_DIR": str(self.model_dir),
             "TAP_READY_DIR": str(self.run_dir / "ready"),
             "PYTHONUNBUFFERED": "1",
+            "TAP_SECRETS_DIR": None,
+            "TAP_CUSTOMER_KEY": None,
+            "TAP_ES_USER": None,
+            "TAP_ES_PASSWORD": None,
         }
+        if process == "process_orders":
+            env["TAP_CUSTOMER_KEY"] = self.customer_key()
+        if process == "loader":
+            env["TAP_ES_USER"], env["TAP_ES_PASSWORD"] = self.es_auth("writer")
+        return env
 
     def command(self, process: str) -> list[str]:
         py = sys.executable
@@ -138,7 +181,7 @@ class Stack:
             self.run_dir,
             process,
             self.command(process),
-            env=self.pipeline_env(),
+            env=self.pipeline_env(process),
             cwd=contracts.ROOT,
             unless_held=unless_held,
         )

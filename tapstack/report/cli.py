@@ -27,5 +27,5 @@ def html_report(
     from tapstack.report.html import build_report
 
     selections = {"purchase_behaviour": behaviour or [], "categories": category or []}
-    path = build_report(connect(), out, selections=selections)
+    path = build_report(connect(role="viewer"), out, selections=selections)
     say(f"CEO report written to {path.resolve()}")

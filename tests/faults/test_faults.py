@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tapstack import contracts
-from tapstack.native import elasticsearch, engines, kafka, processes, progress
+from tapstack.native import engines, kafka, processes, progress
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark, pytest.mark.faults]
 
@@ -104,8 +104,10 @@ def test_elasticsearch_down_for_a_while(pipeline, report):
         observed["committed_during"] = progress.group_committed(group, dashboard)
         observed["before"] = before
         observed["ends_during"] = progress.end_offsets(dashboard)
-        elasticsearch.start(run_dir, engines.elasticsearch_dir())
-        processes.wait_until(elasticsearch.healthy, timeout=180, what="elasticsearch health")
+        pipeline.stack.start_elasticsearch()
+        processes.wait_until(
+            pipeline.stack.elasticsearch_healthy, timeout=180, what="elasticsearch health"
+        )
 
     orders = _stream_with_fault(pipeline, seed=121, fault=outage, at=0.2)
     # While Elasticsearch was down, records kept arriving but no offset was committed.
