@@ -73,8 +73,33 @@ def es_setup() -> None:
     from tapstack.elastic import templates
     from tapstack.elastic.client import connect
 
-    created = templates.install(connect())
+    created = templates.install(connect(role="setup"))
     say(f"Index templates installed; indices created: {', '.join(created) or 'all existed'}")
+
+
+@es_app.command("security")
+@friendly_errors
+def es_security() -> None:
+    """Create or update TAP's Elasticsearch roles and users (compose's es-users container).
+
+    Connects as the admin; every password comes from the variable contracts/security.toml
+    names for it. The native stack holds the same users and roles in its file realm."""
+    import os
+
+    from tapstack import contracts
+    from tapstack.elastic import security
+    from tapstack.elastic.client import connect
+    from tapstack.native.errors import StackError
+
+    variables = security.password_variables()
+    missing = sorted(v for v in variables.values() if not os.environ.get(v))
+    if missing:
+        raise StackError(f"Set {', '.join(missing)} (compose/scripts/init-env makes them).")
+    passwords = {user: os.environ[variable] for user, variable in variables.items()}
+    admin_user = contracts.es_user("admin")
+    admin = connect().options(basic_auth=(admin_user, passwords[admin_user]))
+    written = security.apply(admin, passwords)
+    say(f"Elasticsearch roles {', '.join(security.roles())} and users {', '.join(written)} set")
 
 
 @friendly_errors
@@ -83,4 +108,4 @@ def summary() -> None:
     from tapstack.elastic.client import connect
     from tapstack.report.summary import print_summary
 
-    print_summary(connect(), console)
+    print_summary(connect(role="viewer"), console)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -21,12 +22,18 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
+from tapstack import contracts
+from tapstack.cli import app
+from tapstack.elastic import security
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
@@ -270,10 +277,12 @@ def test_scripts_run_by_containers_exist_and_are_mounted(services):
     assert (mounts["/tap/wordpress"] / "setup.sh").is_file()
     assert (mounts["/tap/wordpress"] / "seed-catalogue.php").is_file()
     assert (mounts["/tap/wordpress"] / "catalogue.json").is_file()
+    # Elasticsearch users and roles: the native stack's code (tapstack.elastic.security), run
+    # from the TAP image, with every password variable the contract names.
     users = services["es-users"]
-    assert users["entrypoint"] == ["/bin/bash", "/tap/scripts/es-setup.sh"]
-    mounts = {v["target"]: Path(v["source"]) for v in users["volumes"] if v["type"] == "bind"}
-    assert (mounts["/tap/scripts"] / "es-setup.sh").is_file()
+    assert users["image"] == services["process-orders"]["image"]
+    assert users["command"] == ["tap", "es", "security"]
+    assert set(security.password_variables().values()) <= set(users["environment"])
 
 
 # ── names, ports and versions = contracts/settings.toml ──────────────────────────────────
@@ -330,7 +339,6 @@ def test_images_are_official_and_pinned_to_the_settings_versions(services):
     expected = {
         "kafka": f"apache/kafka:{versions['kafka']}",
         "elasticsearch": f"docker.elastic.co/elasticsearch/elasticsearch:{elastic}",
-        "es-users": f"docker.elastic.co/elasticsearch/elasticsearch:{elastic}",
         "logstash": f"docker.elastic.co/logstash/logstash:{elastic}",
         "kibana": f"docker.elastic.co/kibana/kibana:{elastic}",
     }
@@ -408,12 +416,7 @@ def test_kafka_is_a_single_kraft_node_as_specified(services):
 
 
 def test_setup_containers_carry_the_settings_names(services):
-    indices = SETTINGS["indices"]
-    users = services["es-users"]["environment"]
-    assert (users["TAP_INDEX_ORDERS"], users["TAP_INDEX_LINES"]) == (
-        indices["orders"],
-        indices["lines"],
-    )
+    # es-users reads index names from the settings itself (tapstack.elastic.security).
     shop = SETTINGS["shop"]
     wp = services["wp-setup"]["environment"]
     assert wp["TAP_SHOP_NAME"] == shop["name"]
@@ -800,7 +803,6 @@ def test_php_files_parse():
 BASH_SCRIPTS = [
     cm.TAP_COMPOSE,
     cm.INIT_ENV,
-    cm.COMPOSE_DIR / "scripts" / "es-setup.sh",
     cm.VALIDATOR_DIR / "build.sh",
     cm.COMPOSE_CLI_BUILD,
 ]
@@ -851,17 +853,21 @@ def test_init_env_generates_secrets_once(tmp_path):
 
 
 class _Recorder(BaseHTTPRequestHandler):
+    """A stand-in Elasticsearch that records the security API calls and acknowledges them."""
+
     requests: list[tuple[str, str, str, dict]] = []
 
     def _handle(self):
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8")
+        body = self.rfile.read(length).decode("utf-8") or "{}"
         self.requests.append(
             (self.command, self.path, self.headers.get("Authorization", ""), json.loads(body))
         )
-        payload = b'{"acknowledged": true}'
+        payload = b'{"acknowledged": true, "created": true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        # The Python client refuses a server that does not say it is Elasticsearch.
+        self.send_header("X-Elastic-Product", "Elasticsearch")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -872,50 +878,46 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_es_setup_creates_least_privilege_users(services):
+def test_es_users_container_applies_the_contract_roles_and_users(services):
+    """What `tap es security` (the es-users container's command) asks of Elasticsearch: the
+    contract's roles and users, the same the native node holds in its file realm."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     _Recorder.requests = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    env = {k: str(v) for k, v in services["es-users"]["environment"].items()}
+    env.update(
+        TAP_ES_URL=f"http://127.0.0.1:{server.server_address[1]}",
+        ELASTIC_PASSWORD="elastic-pw",
+        KIBANA_SYSTEM_PASSWORD='kib"ana\\pw',
+        TAP_SECRETS_DIR=str(Path(tempfile.mkdtemp())),  # no native secrets to fall back on
+    )
     try:
-        env = dict(services["es-users"]["environment"])
-        env.update(
-            ES_URL=f"http://127.0.0.1:{server.server_address[1]}",
-            ELASTIC_PASSWORD="elastic-pw",
-            KIBANA_SYSTEM_PASSWORD='kib"ana\\pw',
-            PATH=os.environ["PATH"],
-        )
-        result = subprocess.run(
-            ["bash", str(cm.COMPOSE_DIR / "scripts" / "es-setup.sh")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = CliRunner().invoke(app, ["es", "security"], env=env)
     finally:
         server.shutdown()
-    assert result.returncode == 0, result.stderr
-    calls = {(method, path): body for method, path, _, body in _Recorder.requests}
-    assert all(auth.startswith("Basic ") for *_, auth, _ in _Recorder.requests)
-    assert calls[("POST", "/_security/user/kibana_system/_password")] == {"password": 'kib"ana\\pw'}
-    indices = [SETTINGS["indices"]["orders"], SETTINGS["indices"]["lines"]]
-    writer = calls[("PUT", "/_security/role/tap_logstash_writer")]
-    assert writer["cluster"] == ["monitor"]
-    assert writer["indices"] == [
-        {"names": indices, "privileges": ["create_index", "index", "create_doc", "write", "manage"]}
-    ]
-    setup = calls[("PUT", "/_security/role/tap_setup")]
-    assert setup["indices"][0]["names"] == indices
-    assert "manage_index_templates" in setup["cluster"]
+    assert result.exit_code == 0, result.output
+    calls = {(method, path.split("?")[0]): body for method, path, _, body in _Recorder.requests}
+    expected_auth = "Basic " + base64.b64encode(b"elastic:elastic-pw").decode()
+    assert {auth for *_, auth, _ in _Recorder.requests} == {expected_auth}
+    for name, body in security.roles().items():
+        assert calls[("PUT", f"/_security/role/{name}")] == body
+    writer = calls[("PUT", "/_security/role/tap_writer")]
+    assert "manage" not in writer["indices"][0]["privileges"], "the writer could drop indices"
+    assert "delete" not in writer["indices"][0]["privileges"]
     env_example = cm.read_env_file(cm.ENV_EXAMPLE)
-    logstash_user = calls[("PUT", f"/_security/user/{env_example['TAP_LOGSTASH_USER']}")]
-    assert logstash_user["roles"] == ["tap_logstash_writer"]
-    assert logstash_user["password"] == env_example["TAP_LOGSTASH_PASSWORD"]
-    assert calls[("PUT", f"/_security/user/{env_example['TAP_SETUP_USER']}")]["roles"] == [
-        "tap_setup"
-    ]
-    assert calls[("PUT", f"/_security/user/{env_example['TAP_CEO_USER']}")]["roles"] == ["viewer"]
+    for role, variable in (
+        ("writer", "TAP_LOGSTASH"),
+        ("setup", "TAP_SETUP"),
+        ("viewer", "TAP_CEO"),
+    ):
+        user = contracts.es_user(role)
+        assert env_example[f"{variable}_USER"] == user, "compose/.env names the contract's user"
+        body = calls[("PUT", f"/_security/user/{user}")]
+        assert body["roles"] == security.users()[user]
+        assert body["password"] == services["es-users"]["environment"][f"{variable}_PASSWORD"]
+    by_path = {path: body for (_, path), body in calls.items()}
+    assert by_path["/_security/user/kibana_system/_password"] == {"password": 'kib"ana\\pw'}
 
 
 # tap-compose, driven against a stand-in for the docker CLI that records its arguments.
