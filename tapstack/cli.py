@@ -69,3 +69,7 @@ app.add_typer(report_app, name="report", help="The CEO report as one self-contai
 from tapstack.bench.cli import app as bench_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench", help="Benchmark throughput and latency on the native stack.")
+
+from tapstack.privacy.cli import app as privacy_app  # noqa: E402
+
+app.add_typer(privacy_app, name="privacy", help="Erase a customer downstream (GDPR requests).")

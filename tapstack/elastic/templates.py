@@ -1,4 +1,4 @@
-"""Install the index templates from kibana/index-templates/ and create the two indices.
+"""Install the index templates from kibana/index-templates/ and create their indices.
 
 The template files hold mappings and settings only; their index patterns and the refresh interval
 come from contracts/settings.toml, so the names are spelled in one place.
@@ -16,7 +16,7 @@ from tapstack import contracts
 
 TEMPLATE_DIR = contracts.ROOT / "kibana" / "index-templates"
 # template file stem -> index role in settings.toml
-TEMPLATES = {"orders": "orders", "lines": "lines"}
+TEMPLATES = {"orders": "orders", "lines": "lines", "privacy": "privacy"}
 
 
 def template_name(role: str) -> str:
@@ -40,7 +40,7 @@ def mapping_properties(role: str) -> dict[str, dict[str, Any]]:
 
 
 def install(es: Elasticsearch) -> list[str]:
-    """Put both templates and create the indices if missing; return the indices created."""
+    """Put every template and create the indices if missing; return the indices created."""
     created = []
     for role in TEMPLATES:
         body = load_template(role)

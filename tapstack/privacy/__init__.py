@@ -1,0 +1,1 @@
+"""Data-subject requests reaching the analytics side: `tap privacy erase`."""

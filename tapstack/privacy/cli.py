@@ -1,0 +1,45 @@
+"""`tap privacy erase --email ADDRESS`: the downstream half of a WordPress erasure request."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from tapstack.console import friendly_errors, say
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+@friendly_errors
+def erase(
+    email: str = typer.Option(..., help="The customer's e-mail address, as the shop knew it."),
+    stack: str = typer.Option(
+        "demo", help="Native stack whose customer key to use (TAP_CUSTOMER_KEY wins)."
+    ),
+) -> None:
+    """Anonymise the customer's orders and lines in Elasticsearch, keeping every figure."""
+    from tapstack.elastic.client import connect
+    from tapstack.native.errors import StackError
+    from tapstack.native.stack import Stack
+    from tapstack.privacy.erase import erase as erase_customer
+
+    key = os.environ.get("TAP_CUSTOMER_KEY")
+    if not key:
+        stored = Stack(stack).secrets_dir / "customer_key"
+        if not stored.exists():
+            raise StackError(
+                f"No customer key at {stored}: name the stack with --stack, or set "
+                "TAP_CUSTOMER_KEY to the key process_orders uses."
+            )
+        key = stored.read_text().strip()
+    es = connect(role="admin")
+    try:
+        done = erase_customer(es, email, key)
+    finally:
+        es.close()
+    say(
+        f"Erasure {done.erasure_id}: {done.orders} orders and {done.lines} lines now carry "
+        f"{done.placeholder} instead of the customer id, without the first name."
+    )
