@@ -86,6 +86,9 @@ class Shop:
         self.rotations += 1
         rotated = self.log.with_name(f"{self.log.name}.{self.rotations}")
         os.rename(self.log, rotated)
+        # Its last write, as a clock fine enough to order rotations (file-system clocks are
+        # coarse: back-to-back rotations could otherwise tie).
+        os.utime(rotated, ns=(self.rotations * 10**9, self.rotations * 10**9))
         self.log.touch()
         return rotated
 
@@ -270,13 +273,74 @@ def test_rotation_while_the_tailer_is_down_finds_the_old_file_by_its_inode(shop)
     del s.tailer  # down, as after kill -9: only the saved position survives
 
     s.rotate()  # orders.log -> orders.log.1
-    # A decoy the rotated-file glob also matches: only the inode tells them apart.
-    s.log.with_name("orders.log.0").write_bytes(b"not the rotated file\n")
+    # A decoy the rotated-file glob also matches: only the inode tells them apart. (Not named
+    # orders.log.N: a file of that name appearing after the rotation would be a later rotation.)
+    s.log.with_name("orders.log.bak").write_bytes(b"not the rotated file\n")
     s.write(body(lines_of([30] * 2, start_id=7)))
     s.tailer = s.start()
     s.drain()
 
     assert s.producer.values() == lines_of([30] * 3 + [40] * 3 + [30] * 2)
+
+
+@pytest.mark.parametrize("rotations", [2, 3])
+@pytest.mark.parametrize("down", [False, True], ids=["running", "stopped"])
+def test_several_rotations_between_two_steps_ship_every_line_once_in_order(shop, rotations, down):
+    """Each file rotated after the saved one is drained in turn (issue 15): the middle files'
+    lines used to be lost, as only the file holding the saved inode was drained."""
+    s = shop(read_chunk=CHUNK)
+    s.write(body(lines_of([30] * 2)))
+    s.drain()
+    s.write(body(lines_of([30] * 2, start_id=3)))  # the saved file's unread tail
+    if down:
+        del s.tailer  # stopped: a new Tailer on the same state file takes over
+    for r in range(rotations):
+        s.rotate()
+        s.write(body(lines_of([30 + r] * 2, start_id=5 + 2 * r)))
+    if down:
+        s.tailer = s.start()
+
+    s.drain()
+    s.tailer = s.start()  # and a restart afterwards re-reads none of them
+    s.write(body(lines_of([50], start_id=99)))
+    s.drain()
+
+    expected = lines_of([30] * 4) + [
+        line for r in range(rotations) for line in lines_of([30 + r] * 2, start_id=5 + 2 * r)
+    ]
+    assert s.producer.values() == expected + lines_of([50], start_id=99)
+
+
+def test_rotated_files_already_there_when_the_tailer_first_starts_are_not_read(tmp_path):
+    log = tmp_path / "orders.log"
+    log.with_name("orders.log.1").write_bytes(b"rotated before the tailer existed\n")
+    log.write_bytes(b"live\n")
+    s = Shop(tmp_path, read_chunk=CHUNK)  # its first step reads the live file from the top
+    s.rotations = 1
+    s.rotate()  # -> orders.log.2
+    s.write(b"new\n")
+
+    s.drain()
+
+    assert s.producer.values() == [b"live", b"new"]
+
+
+def test_a_crash_inside_a_middle_rotated_file_resumes_there(shop):
+    s = shop(read_chunk=CHUNK)
+    s.rotate()
+    s.write(body(lines_of([30] * 3)))
+    s.rotate()
+    s.write(body(lines_of([30], start_id=4)))
+    s.producer.acks = False
+    with pytest.raises(KafkaTimeoutError):
+        s.tailer.step()  # dies while shipping orders.log.2's lines
+    s.producer.acks = True
+    s.producer.sent.clear()
+    s.tailer = s.start()
+
+    s.drain()
+
+    assert s.producer.values() == lines_of([30] * 4)
 
 
 def test_a_restart_resumes_at_the_saved_position_without_resending(shop):

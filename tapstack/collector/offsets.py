@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -12,6 +12,9 @@ from pathlib import Path
 class Position:
     inode: int | None = None
     offset: int = 0
+    # Inodes of rotated siblings (orders.log.N) already drained, or there before the tailer
+    # began this file: never read again. Files of the log rotated later are not in it.
+    passed: list[int] = field(default_factory=list)
 
 
 class OffsetStore:

@@ -6,7 +6,10 @@
   ends at its newline, or, in a rotated file (it will not grow again), at the end of the file:
   never at the end of a read, whatever the line's length.
 - Rotation (rename + new file) drains the old file first, also across a restart (the rotated
-  file is found by inode); truncation (copytruncate) starts over from the top.
+  file is found by inode). Rotated more than once between two steps (or while down), it then
+  drains every later rotated sibling orders.log.N, oldest modification first, before the new
+  file; the position store lists the sibling inodes already drained or older, so none is read
+  twice. Truncation (copytruncate) starts over from the top.
 - Lines too large for Kafka go whole to the dead-letter topic with a reason. The hard limit is
   the dead-letter topic's: of a longer line only its first max_dead_letter_bytes are kept, the
   rest is read past to its newline but never held, and the reason gives its full length.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -200,22 +204,51 @@ class Tailer:
                 continue
         return None
 
+    def _siblings(self) -> list[tuple[Path, os.stat_result]]:
+        """The rotated files beside the log (orders.log.N), oldest modification first."""
+        found = []
+        for candidate in self.log_path.parent.glob(self.log_path.name + ".*"):
+            if not re.fullmatch(r"\.\d+", candidate.name[len(self.log_path.name) :]):
+                continue
+            try:
+                found.append((candidate, candidate.stat()))
+            except FileNotFoundError:
+                continue
+        # mtime first; on a tie (coarse file-system clocks), the earlier-created inode first.
+        return sorted(found, key=lambda item: (item[1].st_mtime_ns, item[1].st_ino))
+
+    def _start_current(self, current: int | None) -> None:
+        """Begin the live file at 0; every rotated sibling there now is drained or older."""
+        passed = sorted({st.st_ino for _, st in self._siblings()} - {current})
+        self._commit(Position(current, 0, passed))
+
     def step(self) -> int:
         """Ship what is new; return how many lines were shipped."""
         current = self._inode()
         if self.position.inode is not None and current != self.position.inode:
-            # Rotated: finish the old file wherever it went, then start the new one at 0.
+            # Rotated, perhaps several times: finish the old file wherever it went, then each
+            # file rotated after it (oldest first), then start the new one at 0. The position
+            # moves to each file before it is drained, so a crash resumes inside it.
+            shipped = 0
             old = self._rotated_file(self.position.inode)
-            shipped = self._drain(old, final=True) if old else 0
-            self._commit(Position(current, 0))
+            if old:
+                shipped += self._drain(old, final=True)
+            for path, st in self._siblings():
+                skip = {*self.position.passed, self.position.inode, current}
+                if st.st_ino in skip:
+                    continue
+                passed = sorted({*self.position.passed, self.position.inode})
+                self._commit(Position(st.st_ino, 0, passed))
+                shipped += self._drain(path, final=True)
+            self._start_current(current)
             return shipped
         if current is None:
             return 0
         if self.position.inode is None:
-            self._commit(Position(current, 0))
+            self._start_current(current)
         if os.stat(self.log_path).st_size < self.position.offset:
             log.warning("%s was truncated; reading it again from the start", self.log_path)
-            self._commit(Position(current, 0))
+            self._commit(Position(current, 0, self.position.passed))
         return self._drain(self.log_path, final=False)
 
     def _drain(self, path: Path, final: bool) -> int:
@@ -230,7 +263,7 @@ class Tailer:
             )
             for lines, offset in batches:
                 self._ship(lines)
-                self._commit(Position(self.position.inode, offset))
+                self._commit(Position(self.position.inode, offset, self.position.passed))
                 total += len(lines)
         return total
 
