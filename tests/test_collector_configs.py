@@ -2,10 +2,10 @@
 
 The files must be YAML (classic config is deprecated), use only documented sections and keys,
 and say what the design says: tail the orders log with offsets in a db on a volume, from the
-head, through a JSON parser (so the record is not under `log`), tag e-commerce.purchase, into
-Kafka Topic_Purchase keyed by the order id, JSON, no idempotent producer, unlimited retries,
-a raised message timeout, flush 1 s. Names come from contracts/settings.toml and the compose
-model, not from this file.
+head, tag e-commerce.purchase, parsed (JSON) only for the order id, into Kafka
+Topic_Purchase keyed by the order id, the line shipped unchanged (raw), no idempotent producer,
+unlimited retries, a raised message timeout, flush 1 s. Names come from contracts/settings.toml
+and the compose model, not from this file.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ TAIL_KEYS = COMMON_INPUT | {
 }  # fmt: skip
 COMMON_FILTER = {"name", "match", "match_regex", "alias", "log_level"}
 TYPE_CONVERTER_KEYS = COMMON_FILTER | {"int_key", "uint_key", "float_key", "str_key"}
+# plugins/filter_parser/filter_parser.c:460-481 (v4.2.2): Key_Name, Parser, Preserve_Key,
+# Reserve_Data (Unescape_key is deprecated).
+PARSER_FILTER_KEYS = COMMON_FILTER | {"key_name", "parser", "preserve_key", "reserve_data"}
 COMMON_OUTPUT = {
     "name", "match", "match_regex", "alias", "log_level", "retry_limit", "workers",
     "storage.total_limit_size", "processors",
@@ -142,7 +145,15 @@ def test_tail_input_reads_the_orders_log_through_the_json_parser(services):
     assert tail["path"] == f"/var/log/tap/{SETTINGS['shop']['log_name']}"
     assert tail["path"] == services["wp-setup"]["environment"]["TAP_ORDER_LOG_PATH"]
     assert _on(tail["read_from_head"])
-    parser = _one(PARSERS["parsers"], tail["parser"])
+    # No parser on the input: the line stays whole under `log` (in_tail's `key` defaults to
+    # "log", plugins/in_tail/tail.c:587 at v4.2.2) and the parser filter adds the parsed keys.
+    assert "parser" not in tail and "key" not in tail
+    [parse] = [f for f in CONFIG["pipeline"]["filters"] if f["name"] == "parser"]
+    assert set(parse) <= PARSER_FILTER_KEYS, set(parse) - PARSER_FILTER_KEYS
+    assert parse["match"] == tail["tag"] and parse["key_name"] == "log"
+    # preserve_key keeps `log`, reserve_data the rest (filter_parser.c:473-481).
+    assert _on(parse["preserve_key"]) and _on(parse["reserve_data"])
+    parser = _one(PARSERS["parsers"], parse["parser"])
     assert parser["format"] == "json"
     # Without time_keep a time_key would remove `timestamp` from the record.
     assert "time_key" not in parser or _on(parser.get("time_keep"))
@@ -183,7 +194,12 @@ def test_kafka_output_writes_topic_purchase_keyed_by_order_id(services):
     assert services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].startswith(
         f"INTERNAL://{kafka['brokers']}"
     )
-    assert kafka["format"] == "json"
+    # The line goes out as written, so Spark judges the same bytes on both paths (a repeated key
+    # is dead-lettered on both): format raw sends only raw_log_key's value (plugins/out_kafka/
+    # kafka_config.c:130-131, kafka.c:221-225 and :364-371 at v4.2.2).
+    assert kafka["format"] == "raw" and kafka["raw_log_key"] == "log"
+    filters = [f["name"] for f in CONFIG["pipeline"]["filters"]]
+    assert filters.index("parser") < filters.index("type_converter")
     # out_kafka only takes a string field as the message key, and order_id is an integer:
     # the key field must be the string copy the type_converter filter makes of order_id.
     [converter] = [f for f in CONFIG["pipeline"]["filters"] if f["name"] == "type_converter"]
@@ -191,6 +207,20 @@ def test_kafka_output_writes_topic_purchase_keyed_by_order_id(services):
     assert converter["match"] == tail["tag"]
     source, target, kind = converter["int_key"].split()
     assert (source, target, kind) == ("order_id", kafka["message_key_field"], "string")
+    # message_key_field is looked up in every format, raw included (kafka.c:212-218).
+
+
+def test_long_lines_are_skipped_not_the_file_and_the_limit_is_the_message_limit():
+    """A line filling buffer_max_size is discarded to its newline, with no record (plugins/
+    in_tail/tail_file.c:1639-1655, :626-631 at v4.2.2); without skip_long_lines the whole file
+    would stop being read (:1640-1643). A larger buffer would not reach Kafka either:
+    librdkafka refuses a message over message.max.bytes at rd_kafka_produce (kafka.c:421-465).
+    The native tailer dead-letters such lines instead: a known divergence (issue 15)."""
+    [tail] = CONFIG["pipeline"]["inputs"]
+    assert _on(tail["skip_long_lines"])
+    assert str(tail["buffer_max_size"]).upper() == "1M"
+    assert "truncate_long_lines" not in tail  # it would ship a cut, malformed line
+    assert "rdkafka.message.max.bytes" not in CONFIG["pipeline"]["outputs"][0]
 
 
 def test_kafka_output_is_at_least_once_without_idempotence():

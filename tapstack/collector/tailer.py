@@ -13,6 +13,10 @@
 - Lines too large for Kafka go whole to the dead-letter topic with a reason. The hard limit is
   the dead-letter topic's: of a longer line only its first max_dead_letter_bytes are kept, the
   rest is read past to its newline but never held, and the reason gives its full length.
+  Fluent Bit differs here (fluent-bit/fluent-bit.yaml): a line over its buffer_max_size (1M) is
+  skipped with no record (plugins/in_tail/tail_file.c:1639-1655 at v4.2.2). Not yet aligned.
+- Lines go out byte for byte, as Fluent Bit's raw format ships them, so Spark judges the same
+  bytes on both paths (a repeated key is dead-lettered on both).
 - Memory is bounded: the file is read read_chunk bytes at a time, a batch is the lines that end
   within one read, and a line longer than a read is gathered across reads up to the hard limit.
   (A live line still waiting for its newline is read again from its start at each step.)
