@@ -70,6 +70,10 @@ from tapstack.bench.cli import app as bench_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench", help="Benchmark throughput and latency on the native stack.")
 
+from tapstack.deadletter.cli import app as deadletter_app  # noqa: E402
+
+app.add_typer(deadletter_app, name="deadletter", help="List, count, show and replay dead letters.")
+
 from tapstack.privacy.cli import app as privacy_app  # noqa: E402
 
 app.add_typer(privacy_app, name="privacy", help="Erase a customer downstream (GDPR requests).")
