@@ -64,7 +64,8 @@ def topic(role: str) -> str:
 
 
 def all_topics() -> list[str]:
-    return [topic(role) for role in ("purchase", "analysis", "dashboard", "dead_letter")]
+    roles = ("purchase", "analysis", "dashboard", "dead_letter", "dead_letter_replays")
+    return [topic(role) for role in roles]
 
 
 def consumer_group(role: str) -> str:

@@ -59,7 +59,7 @@ es_app = typer.Typer(no_args_is_help=True)
 @topics_app.command("create")
 @friendly_errors
 def topics_create() -> None:
-    """Create the four topics from contracts/settings.toml (idempotent)."""
+    """Create the topics of contracts/settings.toml (idempotent)."""
     from tapstack.native import kafka
 
     created = kafka.create_topics()

@@ -53,3 +53,20 @@ def test_the_node_is_reachable_by_its_user_wherever_the_checkout_is(engines):
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (account.pw_uid, 0o700)
     for parent in home.parents:  # every folder above it lets others pass through
         assert parent.stat().st_mode & stat.S_IXOTH, f"{parent} cannot be entered by the node"
+
+
+def test_every_settings_topic_exists_and_the_replay_ledger_is_compacted(engines):
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from tapstack import contracts
+    from tapstack.native import kafka
+
+    admin = kafka.admin()
+    try:
+        assert set(contracts.all_topics()) <= set(admin.list_topics())
+        ledger = contracts.topic("dead_letter_replays")
+        answer = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, ledger)])
+    finally:
+        admin.close()
+    # kafka-python 3 answers {"topic": {name: {config: {"value": ...}}}}.
+    assert answer["topic"][ledger]["cleanup.policy"]["value"] == "compact"

@@ -141,7 +141,7 @@ def healthy() -> bool:
 
 
 def create_topics() -> list[str]:
-    """Create the four topics from the settings; return the ones that were new."""
+    """Create every topic of the settings; return the ones that were new."""
     topics = contracts.settings()["topics"]
     client = admin()
     created = []
@@ -155,6 +155,9 @@ def create_topics() -> list[str]:
                 if name == contracts.topic("dead_letter"):
                     # Whole oversized lines are kept here (see tapstack.collector.tailer).
                     configs["max.message.bytes"] = str(16 * 2**20)
+                if name == contracts.topic("dead_letter_replays"):
+                    # `tap deadletter replay`'s ledger: the latest entry per key, kept forever.
+                    configs["cleanup.policy"] = "compact"
                 client.create_topics(
                     [
                         NewTopic(
