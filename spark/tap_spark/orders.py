@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from tap_spark.hashing import hmac_sha256_hex
+from tap_spark.hashing import keyed_hash
 from tap_spark.schemas import CARRIED_ORDER_FIELDS, ENRICHMENT_FIELDS, order_line_schema
 from tapstack import contracts
 
@@ -419,6 +419,7 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
 
     Order fields are carried unchanged; the e-mail is replaced by a keyed hash and dropped.
     """
+    customer_ids = keyed_hash(parsed.sparkSession, customer_key.encode("utf-8"))
     order = F.col("order")
     local_time = F.from_utc_timestamp(F.col("event_time"), rules.shop_timezone)
     units = F.aggregate(order["items"], F.lit(0).cast("long"), lambda acc, x: acc + x["quantity"])
@@ -426,7 +427,7 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
     added = {
         "event_time": F.col("event_time"),
         "processed_at": F.current_timestamp(),
-        "customer_id": hmac_sha256_hex(F.lower(F.trim(order["customer"]["email"])), customer_key),
+        "customer_id": customer_ids.hex(F.lower(F.trim(order["customer"]["email"]))),
         "customer_first_name": order["customer"]["first_name"],
         "spender_type": F.when(order["total"] > rules.high_spender_above, "High Spender").otherwise(
             "Standard Spender"
