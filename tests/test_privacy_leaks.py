@@ -1,12 +1,18 @@
-"""Leaks of issue 16, tried as an attacker would, on process_orders' real transform.
+"""Two leaks of issue 16, tried as an attacker would, on process_orders' real transform.
 
-The HMAC key stays out of plans and logs, and only process_orders is given it.
+1. Nothing downstream confirms a guessed e-mail: every string of a Topic_Analysis record is
+   held against every unkeyed hash of what the attacker can rebuild from a correct guess.
+   (The behaviour job only adds its prediction; Elasticsearch gets a subset of the record.)
+2. The HMAC key stays out of plans and logs, and only process_orders is given it.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
+import hmac
+import json
 import os
 import subprocess
 import sys
@@ -16,9 +22,10 @@ import pytest
 from pyspark.errors import AnalysisException
 from pyspark.sql import functions as F
 
-from tap_spark.hashing import _pads
+from tap_spark.hashing import _pads, fingerprint_key
 from tap_spark.orders import Rules, enrich, parse_lines
 from tap_spark.process_orders import to_records
+from tap_spark.schemas import CARRIED_ORDER_FIELDS
 from tapstack.simulator import Simulator, format_line
 
 pytestmark = pytest.mark.spark
@@ -43,12 +50,131 @@ def _frame(spark, lines: list[str]):
     )
 
 
-# -- the key in plans and logs ---------------------------------------------------------------
+def _analysis_records(spark, lines: list[str], key: str = KEY) -> list[tuple[str, dict]]:
+    """(Kafka key, parsed value) of each Topic_Analysis record the transform writes."""
+    out = to_records(enrich(parse_lines(_frame(spark, lines), RULES), RULES, key))
+    rows = sorted(out.collect(), key=lambda r: json.loads(r.value)["source_offset"])
+    assert all(row.topic == "Topic_Analysis" for row in rows)
+    return [(row.key.decode(), json.loads(row.value)) for row in rows]
+
+
+def _canonical(order):
+    """What the fingerprint is computed over (the order as Spark serialises it)."""
+    return F.to_json(F.struct(*[order[n] for n in CARRIED_ORDER_FIELDS], order["customer"]))
+
+
+def _scalars(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _scalars(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _scalars(v)]
+    return [str(value)]
+
+
+# -- 1. the guessed e-mail ----------------------------------------------------------------------
+
+
+def _attacker_messages(spark, event: dict) -> list[bytes]:
+    """What an attacker who guessed the e-mail right (and knows the rest of the order, which
+    the record gives away) can hash: the address in its usual forms, the log line in the
+    plugin's bytes, other JSON spellings, and the order as this code serialises it."""
+    email = event["customer"]["email"]
+    forms = {email, email.lower(), email.strip().lower(), email.upper()}
+    line = format_line(event)
+    texts = [
+        *forms,
+        line,
+        line.rstrip("\n"),
+        json.dumps(event),
+        json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        json.dumps(event["customer"], separators=(",", ":"), ensure_ascii=False),
+        json.dumps(event["customer"]),
+    ]
+    order = F.col("order")
+    spark_forms = (
+        parse_lines(_frame(spark, [line.rstrip("\n")]), RULES)
+        .select(_canonical(order), F.to_json(order), F.to_json(order["customer"]))
+        .first()
+    )
+    return [t.encode() for t in [*texts, *spark_forms]]
+
+
+def _unkeyed_hashes(spark, messages: list[bytes]) -> tuple[set[str], set[str]]:
+    """(digests in hex and base64, integer hashes as text) of every message."""
+    digests = set()
+    for message in messages:
+        for name in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_256"):
+            digest = hashlib.new(name, message).digest()
+            digests |= {digest.hex(), base64.b64encode(digest).decode()}
+            digests.add(base64.urlsafe_b64encode(digest).decode().rstrip("="))
+        for name in ("blake2b", "blake2s"):
+            digests.add(hashlib.new(name, message).hexdigest())
+    # Spark's own non-cryptographic hashes, which an attacker with Spark would try too.
+    frame = spark.createDataFrame([(m.decode(),) for m in messages], "m string")
+    ints = frame.select(F.xxhash64("m"), F.hash("m"), F.crc32(F.encode("m", "UTF-8"))).collect()
+    return digests, {str(v) for row in ints for v in row}
+
+
+def _confirmations(values: list[str], digests: set[str], ints: set[str]) -> list[str]:
+    found = []
+    for value in values:
+        lowered = value.lower()
+        found += [value for d in digests if d.lower() in lowered or d in value]
+        if value in ints:
+            found.append(value)
+    return found
+
+
+def test_no_downstream_value_confirms_a_guessed_email(spark):
+    event = _order()
+    line = format_line(event).rstrip("\n")
+    [(kafka_key, record)] = _analysis_records(spark, [line])
+    assert record["order_fingerprint"] and record["customer_id"]
+    downstream = [kafka_key, *_scalars(record)]
+    digests, ints = _unkeyed_hashes(spark, _attacker_messages(spark, event))
+
+    assert _confirmations(downstream, digests, ints) == []
+
+    # The attack is not blind: the fingerprint as it was built before (a plain SHA-256 of the
+    # order) is found by it.
+    old = (
+        parse_lines(_frame(spark, [line]), RULES)
+        .select(F.sha2(_canonical(F.col("order")), 256))
+        .first()[0]
+    )
+    assert _confirmations([old], digests, ints) == [old]
+    # And the message it rebuilt is the one hashed: with the key, which it lacks, it gets
+    # the fingerprint and the customer id.
+    canonical = (
+        parse_lines(_frame(spark, [line]), RULES).select(_canonical(F.col("order"))).first()[0]
+    )
+    keyed = hmac.new(fingerprint_key(KEY), canonical.encode(), hashlib.sha256).hexdigest()
+    assert record["order_fingerprint"] == keyed
+    email = event["customer"]["email"].strip().lower().encode()
+    assert record["customer_id"] == hmac.new(KEY.encode(), email, hashlib.sha256).hexdigest()
+
+
+def test_the_fingerprint_still_tells_a_replay_from_a_changed_order(spark):
+    event = _order()
+    other_email = copy.deepcopy(event)
+    other_email["customer"]["email"] = "giulia.rossi@example.it"
+    other_item = copy.deepcopy(event)
+    other_item["items"][0]["sku"] += "-B"
+    lines = [format_line(e).rstrip("\n") for e in (event, event, other_email, other_item)]
+    prints = [record["order_fingerprint"] for _, record in _analysis_records(spark, lines)]
+    assert prints[0] == prints[1]
+    assert len(set(prints[1:])) == 3
+    # A new key gives new fingerprints (and customer ids): nothing is comparable across keys.
+    [(_, rekeyed)] = _analysis_records(spark, lines[:1], key=KEY[::-1])
+    assert rekeyed["order_fingerprint"] != prints[0]
+
+
+# -- 2. the key in plans and logs ---------------------------------------------------------------
 
 
 def _secrets(key: str) -> dict[str, bytes]:
-    """The key and everything a plan could print of it: the padded keys."""
-    keys = {"key": key.encode()}
+    """The key and everything a plan could print of it: the derived key and the padded keys."""
+    keys = {"key": key.encode(), "fingerprint key": fingerprint_key(key)}
     found = dict(keys)
     for name, value in keys.items():
         found[f"{name}, inner pad"], found[f"{name}, outer pad"] = _pads(value)
