@@ -1,206 +1,447 @@
 """Topic_Dashboard -> Elasticsearch, with the Logstash pipeline's semantics.
 
 Same consumer group (settings consumer_groups.loader, the original's logstash_v1), earliest
-offsets, the same two indices and document ids. Offsets are committed only after a bulk write
-succeeded, so a crash or an Elasticsearch outage re-reads, never skips; ids make re-reads
-harmless. Documents Elasticsearch rejects (mapping errors) go to the dead-letter topic with the
-reason, like Logstash's dead letter queue.
+offsets, the same two indices and document ids, and the same outcome for every record as
+logstash/pipeline/tap.conf (tests/test_logstash_contract.py holds the two together):
+
+- A record that is not an order the templates accept (documents.order_of) is dead-lettered with
+  the reason, per record; nothing of it is written, and the records after it go on.
+- First version wins: an order id already loaded with the same order_fingerprint is a replay
+  (nothing is written), with another fingerprint a conflict (dead-lettered with the reason and
+  counted). Lines are created, never overwritten.
+- All or nothing: an order's lines are created first and its order document last, once every
+  line is in, so a visible order has all its lines. If Elasticsearch refuses a document for good
+  (400/404, or 413 for a document too large for a request of its own), the lines created for that
+  order are deleted again and the record is dead-lettered with Elasticsearch's reason.
+- Anything else Elasticsearch answers (429, 5xx, a write block, no connection) is retried with
+  backoff and logged for as long as it lasts, without committing: at least once means a
+  throttled document is late, never skipped nor dead-lettered. The consumer stays in its group
+  meanwhile (its partitions paused).
+- Dead letters are acknowledged by Kafka before the batch's offsets are committed.
+
+Requests go through elasticsearch.helpers.streaming_bulk with a byte cap per request; it also
+retries 429/5xx a few times itself before this loader's own, logged retries take over.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout
+from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
+from elasticsearch.helpers import streaming_bulk
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from tenacity import (
-    before_sleep_log,
-    retry,
-    retry_if_exception,
-    wait_exponential,
-)
+from kafka import errors as kafka_errors
 
 from tapstack import contracts
 from tapstack.elastic.client import connect
-from tapstack.loader.documents import line_documents, order_document, order_document_id
+from tapstack.loader import dead_letters, documents
 
 log = logging.getLogger("tap.loader")
 
-RETRIABLE_STATUS = {429, 500, 502, 503, 504}
-# The loader reads only each item's status and error: the rest of a bulk answer (ids, versions,
-# shard counts) is most of its bytes, and parsing it cost as much as building the request.
-BULK_ANSWER = "errors,items.*.status,items.*.error"
+STAGE = "loader"
+ACTION = "create"  # for orders and lines alike: the first version of a document wins
+# Well under Elasticsearch's http.max_content_length (100mb); Logstash's output aims at 20 MiB.
+MAX_CHUNK_BYTES = 10 * 2**20
+CHUNK_DOCUMENTS = 20_000  # a batch's lines usually go in one request; the byte cap decides
+# streaming_bulk's own retries of a throttled or unavailable document (0.5 s, 1 s, 2 s) ...
+HELPER_RETRIES = 3
+HELPER_RETRY_STATUS = (429, 500, 502, 503, 504)
+# ... then ours, logged, with no end: 1 s doubling up to a minute.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
+DEAD_LETTER_MAX_BYTES = 16 * 2**20  # Topic_DeadLetter's max.message.bytes (native/kafka.py)
+COMMIT_TRIES = 50  # each polls for 100 ms
+REBALANCING = (
+    kafka_errors.RebalanceInProgressError,
+    kafka_errors.CommitFailedError,
+    kafka_errors.IllegalGenerationError,
+    kafka_errors.UnknownMemberIdError,
+)
+KEEPALIVE_S = 1.0  # how often a waiting loader polls its paused consumer
+# The bulk answer is read for each item's id, status and error only.
+BULK_ANSWER = "items.*._index,items.*._id,items.*.status,items.*.error"
 
 
-class PartialBulkFailure(RuntimeError):
-    """Some items were refused for now (429/5xx): the request is sent again."""
+@dataclass(frozen=True)
+class Names:
+    """Where the loader reads and writes (the settings' names; the bench and tests use others)."""
+
+    topic: str
+    group: str
+    orders: str
+    lines: str
+    dead_letter: str
+
+    @classmethod
+    def from_settings(cls) -> Names:
+        return cls(
+            topic=contracts.topic("dashboard"),
+            group=contracts.consumer_group("loader"),
+            orders=contracts.index("orders"),
+            lines=contracts.index("lines"),
+            dead_letter=contracts.topic("dead_letter"),
+        )
 
 
-def _retriable(exc: BaseException) -> bool:
-    if isinstance(exc, (TransportConnectionError, ConnectionTimeout, PartialBulkFailure)):
-        return True
-    return isinstance(exc, ApiError) and exc.meta.status in RETRIABLE_STATUS
+# ── what one bulk item's answer means (pure) ──────────────────────────────────────────────
+
+OK, EXISTS, GONE, TOO_LARGE, REFUSED, RETRY = (
+    "ok",
+    "exists",
+    "gone",
+    "too large",
+    "refused",
+    "retry",
+)
 
 
-def parse_record(record_value: bytes) -> dict[str, Any]:
-    """One Topic_Dashboard record (ValueError if it is not one)."""
-    record = orjson.loads(record_value)
-    if not isinstance(record, dict) or "order_id" not in record:
-        raise ValueError("not a Topic_Dashboard record")
-    return record
+def outcome(op: str, status: int, error: Any, whole_request: bool, alone: bool) -> str:
+    """What an item's answer means for the document.
+
+    whole_request: the status is the request's (streaming_bulk reports a failed request as a
+    failure of each of its items), not the item's own. alone: it was the only document in it.
+    The rules are the Logstash elasticsearch output's (plugin_mixins/elasticsearch/common.rb,
+    submit): 2xx done, 409 kept, 400/404 refused for good, 413 refused for good when the
+    document is alone (dlq_custom_codes => [413]), anything else retried.
+    """
+    if 200 <= status < 300:
+        return OK
+    if status == 409 and op == ACTION:
+        return EXISTS
+    if status == 404 and op == "delete" and not whole_request:
+        return GONE
+    if status == 413:
+        return REFUSED if alone else TOO_LARGE
+    if whole_request:
+        return RETRY  # not the document's fault (auth, overload, a proxy): never dead-letter
+    if status in (400, 404):
+        return REFUSED
+    if op == "delete" and _error_type(error) == "security_exception":
+        return REFUSED  # the writer may not delete: retrying will not change that
+    return RETRY
 
 
-def order_operations(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Bulk lines creating the order document: the first version of an order id wins."""
-    return [
-        {"create": {"_index": contracts.index("orders"), "_id": order_document_id(record)}},
-        order_document(record),
-    ]
+def _error_type(error: Any) -> str | None:
+    return error.get("type") if isinstance(error, dict) else None
 
 
-def line_operations(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Bulk lines (re)writing the order's line documents; ids make a rewrite harmless."""
-    operations: list[dict[str, Any]] = []
-    for doc_id, doc in line_documents(record):
-        operations += [{"index": {"_index": contracts.index("lines"), "_id": doc_id}}, doc]
-    return operations
+def describe(error: Any, status: int) -> str:
+    """Elasticsearch's reason for an item, as it goes into a dead letter."""
+    if isinstance(error, dict):
+        text = f"elasticsearch: {error.get('type')}: {error.get('reason')}"
+        cause = error.get("caused_by")
+        if isinstance(cause, dict) and cause.get("reason"):
+            text += f" ({cause.get('type')}: {cause.get('reason')})"
+        return text
+    return f"elasticsearch: status {status}: {error}"
+
+
+@dataclass
+class Result:
+    outcome: str
+    status: int
+    reason: str | None = None
+
+
+@dataclass
+class _Pending:
+    """One good record on its way in, and what its writing has done so far."""
+
+    message: Any
+    order: documents.Order
+    reason: str | None = None
+    conflict: bool = False
+    created: list[str] = field(default_factory=list)  # line ids this attempt created
+    existing: list[str] = field(default_factory=list)  # line ids already there (409)
+
+
+class Stopped(Exception):
+    """The loader was asked to stop while it waited on Elasticsearch: nothing is committed."""
 
 
 class Loader:
-    def __init__(self, es: Elasticsearch | None = None, batch_size: int = 2000):
+    def __init__(
+        self,
+        es: Elasticsearch | None = None,
+        batch_size: int = 2000,
+        names: Names | None = None,
+        consumer_options: dict[str, Any] | None = None,
+    ):
         self.es = es or connect()
+        self.names = names or Names.from_settings()
         self.batch_size = batch_size
+        self._stopping = threading.Event()  # set: a wait on Elasticsearch ends in Stopped
         self.consumer = KafkaConsumer(
-            contracts.topic("dashboard"),
             bootstrap_servers=contracts.kafka_bootstrap(),
-            group_id=contracts.consumer_group("loader"),
+            group_id=self.names.group,
             client_id="tap-loader",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=batch_size,
+            **(consumer_options or {}),
         )
+        self._subscribe()
         self.producer = KafkaProducer(
-            bootstrap_servers=contracts.kafka_bootstrap(), client_id="tap-loader-dlq", acks="all"
+            bootstrap_servers=contracts.kafka_bootstrap(),
+            client_id="tap-loader-dlq",
+            acks="all",
+            linger_ms=5,
+            max_request_size=DEAD_LETTER_MAX_BYTES,
         )
-        self.loaded = 0
+        self.loaded = 0  # orders written
+        self.replayed = 0  # records of orders already loaded with the same content
+        self.conflicts = 0  # different orders under an id already loaded
         self.dead_lettered = 0
+        self.retries = 0  # rounds of waiting on Elasticsearch
+
+    def _subscribe(self, timeout: float = 120.0) -> None:
+        """Subscribe once the client knows the topic's partitions. kafka-python joins the group
+        with the metadata it has: a member that joins before its first answer about the topic
+        is assigned nothing, and reads nothing until the next refresh (metadata.max.age.ms,
+        5 minutes)."""
+        deadline = time.monotonic() + timeout
+        while not self.consumer.partitions_for_topic(self.names.topic):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {self.names.topic} not found")
+            time.sleep(0.5)
+        self.consumer.subscribe([self.names.topic])
+
+    # ── one batch ────────────────────────────────────────────────────────────────────────
+
+    def _write(self, records: list) -> None:
+        """Write one batch; on return its dead letters are acknowledged too."""
+        letters: list[tuple[Any, str]] = []
+        pending: list[_Pending] = []
+        for message in records:
+            try:
+                pending.append(_Pending(message, documents.order_of(message.value)))
+            except documents.BadRecord as exc:
+                letters.append((message, str(exc)))
+            except Exception as exc:  # a shape the rules did not foresee must not stop the flow
+                log.exception(
+                    "record at %s/%s:%s", message.topic, message.partition, message.offset
+                )
+                letters.append((message, f"cannot be read: {type(exc).__name__}: {exc}"))
+        for group in _rounds(pending):
+            self._load(group)
+            letters += [(p.message, p.reason) for p in group if p.reason]
+        self._dead_letter(letters)
+
+    def _load(self, group: list[_Pending]) -> None:
+        """Write records with distinct order ids: lines, then orders, then undo the failed."""
+        names = self.names
+        stored = self._stored_fingerprints([p.order.document_id for p in group])
+        fresh = []
+        for p in group:
+            if p.order.document_id not in stored:
+                fresh.append(p)
+            elif stored[p.order.document_id] == p.order.fingerprint:
+                self.replayed += 1
+            else:
+                self._conflict(p)
+
+        lines = self._bulk(
+            ((names.lines, line_id), ({ACTION: {"_index": names.lines, "_id": line_id}}, doc))
+            for p in fresh
+            for line_id, doc in p.order.lines
+        )
+        for p in fresh:
+            for line_id, _ in p.order.lines:
+                result = lines[(names.lines, line_id)]
+                if result.outcome == OK:
+                    p.created.append(line_id)
+                elif result.outcome == EXISTS:
+                    p.existing.append(line_id)
+                elif p.reason is None:
+                    p.reason = result.reason
+
+        whole = [p for p in fresh if p.reason is None]
+        orders = self._bulk(
+            ((names.orders, p.order.document_id), _create(names.orders, p.order)) for p in whole
+        )
+        raced = []
+        for p in whole:
+            result = orders[(names.orders, p.order.document_id)]
+            if result.outcome == OK:
+                self.loaded += 1
+            elif result.outcome == EXISTS:
+                raced.append(p)  # created since we looked: by a loader of another generation
+            else:
+                p.reason = result.reason
+        if raced:
+            stored = self._stored_fingerprints([p.order.document_id for p in raced])
+            for p in raced:
+                if stored.get(p.order.document_id) == p.order.fingerprint:
+                    self.replayed += 1
+                else:
+                    self._conflict(p)
+        self._undo([p for p in fresh if p.reason])
+
+    def _conflict(self, p: _Pending) -> None:
+        p.reason, p.conflict = documents.conflict_reason(p.order.order_id), True
+        self.conflicts += 1
+        log.warning("%s: dead-lettered, the first version stays", p.reason)
+
+    def _undo(self, failed: list[_Pending]) -> None:
+        """Delete the lines of orders that were not written, so no half order stays. Lines
+        that were there before are removed too (their order is not: they are a half order
+        left by an earlier attempt), except when another version of the order owns them."""
+        victims = {
+            line_id: p for p in failed for line_id in p.created + ([] if p.conflict else p.existing)
+        }
+        if not victims:
+            return
+        lines = self.names.lines
+        results = self._bulk(
+            ((lines, line_id), ({"delete": {"_index": lines, "_id": line_id}}, None))
+            for line_id in victims
+        )
+        for line_id, p in victims.items():
+            result = results[(lines, line_id)]
+            if result.outcome not in (OK, GONE):
+                log.error("line %s of a refused order stays: %s", line_id, result.reason)
+                note = "; its line documents could not be removed"
+                if p.reason and note not in p.reason:
+                    p.reason += f"{note} ({result.reason})"
+
+    def _stored_fingerprints(self, ids: list[str]) -> dict[str, str | None]:
+        """order id -> fingerprint of the orders already loaded (a realtime get: unrefreshed
+        writes count)."""
+        if not ids:
+            return {}
+        attempt = 0
+        while True:
+            try:
+                docs = self.es.mget(
+                    index=self.names.orders,
+                    ids=ids,
+                    source_includes=["order_fingerprint"],
+                    filter_path="docs._id,docs.found,docs._source",
+                )["docs"]
+                break
+            except (ApiError, TransportError) as exc:
+                attempt += 1
+                self._wait(attempt, f"{len(ids)} stored orders could not be read: {exc}")
+        return {d["_id"]: d.get("_source", {}).get("order_fingerprint") for d in docs if d["found"]}
+
+    # ── bulk requests ────────────────────────────────────────────────────────────────────
+
+    def _bulk(
+        self, actions: Iterable[tuple[tuple[str, str], tuple[dict, dict | None]]]
+    ) -> dict[tuple[str, str], Result]:
+        """Send ((index, id), action) pairs until each has a final outcome; (index, id) ->
+        Result."""
+        waiting = dict(actions)
+        results: dict[tuple[str, str], Result] = {}
+        alone: set[tuple[str, str]] = set()  # too large for a shared request: sent by itself
+        attempt = 0
+        while waiting:
+            retry: dict[tuple[str, str], str] = {}
+            batches = (
+                ({k: a for k, a in waiting.items() if k not in alone}, CHUNK_DOCUMENTS),
+                ({k: a for k, a in waiting.items() if k in alone}, 1),
+            )
+            for batch, chunk in batches:
+                for key, result in self._send(batch, chunk, alone=chunk == 1):
+                    if result.outcome == RETRY:
+                        retry[key] = result.reason or f"status {result.status}"
+                    elif result.outcome == TOO_LARGE:
+                        alone.add(key)
+                    else:
+                        results[key] = result
+                        del waiting[key]
+            if retry:
+                attempt += 1
+                self._wait(attempt, _summary(retry))
+        return results
+
+    def _send(
+        self, actions: dict[tuple[str, str], tuple[dict, dict | None]], chunk_size: int, alone: bool
+    ) -> Iterator[tuple[tuple[str, str], Result]]:
+        """One pass of streaming_bulk; every action comes back once, answered or to retry."""
+        if not actions:
+            return
+        unanswered = set(actions)
+        try:
+            for _, item in streaming_bulk(
+                self.es,
+                actions.values(),
+                chunk_size=chunk_size,
+                max_chunk_bytes=MAX_CHUNK_BYTES,
+                expand_action_callback=_as_is,
+                raise_on_error=False,
+                raise_on_exception=False,
+                max_retries=HELPER_RETRIES,
+                initial_backoff=0.5,
+                max_backoff=4,
+                retry_on_status=HELPER_RETRY_STATUS,
+                filter_path=BULK_ANSWER,
+            ):
+                [(op, info)] = item.items()
+                key = (info["_index"], info["_id"])
+                status = info.get("status", 500)
+                error = info.get("error")
+                verdict = outcome(op, status, error, "exception" in info, alone)
+                reason = None if verdict in (OK, EXISTS, GONE) else describe(error, status)
+                unanswered.discard(key)
+                yield key, Result(verdict, status, reason)
+        except TransportError as exc:  # no answer at all (connection refused, timeout)
+            for key in unanswered:
+                yield key, Result(RETRY, 0, f"{type(exc).__name__}: {exc}")
+
+    def _wait(self, attempt: int, why: str) -> None:
+        """Back off before the next try, saying why; Stopped if asked to stop meanwhile."""
+        delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempt - 1))
+        self.retries += 1
+        log.warning(
+            "Elasticsearch did not take the batch (try %d): %s; retrying in %.0f s, nothing "
+            "committed meanwhile",
+            attempt,
+            why,
+            delay,
+        )
+        if self._stopping.wait(delay):
+            raise Stopped()
+
+    # ── dead letters ─────────────────────────────────────────────────────────────────────
+
+    def _dead_letter(self, letters: list[tuple[Any, str]]) -> None:
+        """Send the batch's dead letters and wait until Kafka acknowledged every one (raises
+        if one was not: the batch is then not committed)."""
+        if not letters:
+            return
+        futures = []
+        for message, reason in letters:
+            headers = dead_letters.headers(
+                reason,
+                STAGE,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
+            futures.append(
+                self.producer.send(
+                    self.names.dead_letter, key=message.key, value=message.value, headers=headers
+                )
+            )
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=60)
+        self.dead_lettered += len(letters)
+
+    # ── the loop ─────────────────────────────────────────────────────────────────────────
 
     def _poll(self, timeout_ms: int) -> list:
         batch = self.consumer.poll(timeout_ms=timeout_ms)
         return [record for part in batch.values() for record in part]
-
-    def _write(self, records: list) -> None:
-        """Write one batch; on return its dead letters are acknowledged too.
-
-        Orders are created first; a conflict is a replay when the stored order has the same
-        fingerprint (fine) and a different order under a reused id otherwise (dead letter).
-        Lines are written for new orders and replays only.
-        """
-        parsed, rejects = [], []
-        for message in records:
-            try:
-                parsed.append((message, parse_record(message.value)))
-            except (ValueError, KeyError, TypeError) as exc:
-                rejects.append((message, f"loader: {exc}"))
-        accepted = self._write_orders(parsed, rejects)
-        self._write_lines(accepted, rejects)
-        for message, reason in rejects:
-            self._dead_letter(message, reason)
-        self.producer.flush()
-        self.loaded += len(records) - len(rejects)
-        self.dead_lettered += len(rejects)
-
-    def _write_orders(self, parsed, rejects) -> list:
-        if not parsed:
-            return []
-        operations = [op for _, record in parsed for op in order_operations(record)]
-        response = self._bulk(operations)
-        accepted, conflicts = [], []
-        for (message, record), item in zip(parsed, response["items"], strict=True):
-            result = item["create"]
-            if result.get("status") == 409:
-                conflicts.append((message, record))
-            elif result.get("error"):
-                rejects.append((message, _describe(result["error"])))
-            else:
-                accepted.append((message, record))
-        if conflicts:
-            stored = self._fingerprints([order_document_id(r) for _, r in conflicts])
-            for message, record in conflicts:
-                if stored.get(order_document_id(record)) == record.get("order_fingerprint"):
-                    accepted.append((message, record))
-                else:
-                    rejects.append(
-                        (
-                            message,
-                            f"order_id {record['order_id']} was already loaded with "
-                            "different content",
-                        )
-                    )
-        return accepted
-
-    def _write_lines(self, accepted, rejects) -> None:
-        operations, owners = [], []
-        for message, record in accepted:
-            ops = line_operations(record)
-            operations += ops
-            owners += [message] * (len(ops) // 2)
-        if not operations:
-            return
-        response = self._bulk(operations)
-        if response.get("errors"):
-            rejects += self._rejected_items(response, owners)
-
-    def _fingerprints(self, ids: list[str]) -> dict[str, str | None]:
-        docs = self.es.mget(
-            index=contracts.index("orders"), ids=ids, source_includes=["order_fingerprint"]
-        )["docs"]
-        return {d["_id"]: d.get("_source", {}).get("order_fingerprint") for d in docs if d["found"]}
-
-    @retry(
-        retry=retry_if_exception(_retriable),
-        wait=wait_exponential(multiplier=0.5, max=15),
-        before_sleep=before_sleep_log(log, logging.WARNING),
-    )
-    def _bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
-        """One bulk request; retried until Elasticsearch is back, items retried on 429/5xx."""
-        response = self.es.bulk(operations=operations, filter_path=BULK_ANSWER).body
-        statuses = [next(iter(item.values())).get("status", 200) for item in response["items"]]
-        if any(status in RETRIABLE_STATUS for status in statuses):
-            # Resend the whole request: ids make the already written items harmless.
-            raise PartialBulkFailure(f"{statuses.count(429)} items throttled, others failed")
-        return response
-
-    @staticmethod
-    def _rejected_items(response, owners) -> list[tuple[Any, str]]:
-        rejected = {}
-        for item, owner in zip(response["items"], owners, strict=True):
-            result = next(iter(item.values()))
-            if result.get("error") and id(owner) not in rejected:
-                error = result["error"]
-                rejected[id(owner)] = (
-                    owner,
-                    _describe(error),
-                )
-        return list(rejected.values())
-
-    def _dead_letter(self, record, reason: str) -> None:
-        headers = [
-            ("tap.error.reason", reason.encode()),
-            ("tap.error.stage", b"loader"),
-            ("tap.source.topic", record.topic.encode()),
-            ("tap.source.partition", str(record.partition).encode()),
-            ("tap.source.offset", str(record.offset).encode()),
-        ]
-        self.producer.send(
-            contracts.topic("dead_letter"), key=record.key, value=record.value, headers=headers
-        )
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Poll, write and commit batch after batch, as a two-stage pipeline: the next batch is
@@ -209,23 +450,94 @@ class Loader:
         written, so a crash or an outage re-reads and never skips."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tap-loader-bulk") as writer:
             in_flight = None
-            while not should_stop():
-                records = self._poll(200)
+            try:
+                while not should_stop():
+                    records = self._poll(200)
+                    if in_flight is not None:
+                        self._commit_when_written(*in_flight, should_stop)
+                        in_flight = None
+                    if records:
+                        in_flight = (writer.submit(self._write, records), _next_offsets(records))
                 if in_flight is not None:
-                    self._commit_when_written(*in_flight)
-                    in_flight = None
-                if records:
-                    in_flight = (writer.submit(self._write, records), _next_offsets(records))
-            if in_flight is not None:
-                self._commit_when_written(*in_flight)
+                    self._commit_when_written(*in_flight, should_stop)
+            except Stopped:
+                log.info("stopped while waiting on Elasticsearch; the batch will be re-read")
+            finally:
+                self._stopping.set()
 
-    def _commit_when_written(self, written: Future, offsets: dict) -> None:
-        written.result()  # a batch that could not be written stops the loader uncommitted
-        self.consumer.commit(offsets)
+    def _commit_when_written(self, written: Future, offsets: dict, should_stop) -> None:
+        """Commit a batch's offsets once it is written (a batch that could not be written stops
+        the loader uncommitted). While it waits, the consumer keeps its group membership."""
+        while True:
+            try:
+                written.result(timeout=KEEPALIVE_S)
+                break
+            except FutureTimeout:
+                if should_stop():
+                    self._stopping.set()
+                self._keep_membership()
+        self._commit(offsets)
+
+    def _commit(self, offsets: dict) -> None:
+        """Commit a written batch's offsets. A rebalance under way refuses the commit: poll
+        (paused) until it completes and try again; a consumer no longer in its generation gives
+        up, and the records are read again, which their ids make harmless."""
+        for _ in range(COMMIT_TRIES):
+            try:
+                self.consumer.commit(offsets)
+                return
+            except REBALANCING as exc:
+                log.warning("commit refused (%s); polling through the rebalance", exc)
+                self._keep_membership()
+        log.warning("a written batch stays uncommitted after a rebalance; it will be re-read")
+
+    def _keep_membership(self) -> None:
+        """Poll with every partition paused: the consumer counts as alive (max.poll.interval)
+        and fetches nothing. Records that still come (partitions assigned anew by a rebalance
+        are not paused) are put back by seeking to the first of each."""
+        assigned = self.consumer.assignment()
+        self.consumer.pause(*assigned)
+        try:
+            # Not 0: a poll that may not wait returns before it reaches the group's heartbeat.
+            batch = self.consumer.poll(timeout_ms=100)
+            for part, records in batch.items():
+                self.consumer.seek(part, min(r.offset for r in records))
+        finally:
+            self.consumer.resume(*assigned)
 
     def close(self) -> None:
+        self._stopping.set()
         self.consumer.close(autocommit=False)
         self.producer.close()
+
+
+def _create(index: str, order: documents.Order) -> tuple[dict, dict]:
+    return {ACTION: {"_index": index, "_id": order.document_id}}, order.document
+
+
+def _as_is(action: tuple[dict, dict | None]) -> tuple[dict, dict | None]:
+    return action
+
+
+def _rounds(pending: list[_Pending]) -> Iterator[list[_Pending]]:
+    """Groups with distinct order ids, in batch order: a second record of an order id is
+    judged after the first one was written (a replay or a conflict then, never a race)."""
+    while pending:
+        seen: set[str] = set()
+        group, later = [], []
+        for p in pending:
+            (later if p.order.document_id in seen else group).append(p)
+            seen.add(p.order.document_id)
+        yield group
+        pending = later
+
+
+def _summary(retry: dict[tuple[str, str], str]) -> str:
+    reasons: dict[str, int] = {}
+    for reason in retry.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+    return f"{len(retry)} documents to retry (" + "; ".join(f"{n} x {r}" for r, n in top) + ")"
 
 
 def _next_offsets(records: list) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -235,7 +547,3 @@ def _next_offsets(records: list) -> dict[TopicPartition, OffsetAndMetadata]:
         part = TopicPartition(record.topic, record.partition)
         last[part] = max(last.get(part, -1), record.offset)
     return {part: OffsetAndMetadata(offset + 1, "", -1) for part, offset in last.items()}
-
-
-def _describe(error: dict[str, Any]) -> str:
-    return f"elasticsearch: {error.get('type')}: {error.get('reason')}"
