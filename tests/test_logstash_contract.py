@@ -2,16 +2,20 @@
 
 logstash/pipeline/tap.conf is parsed with a grammar of the documented Logstash configuration
 language (tests/tools/logstash_config.py), then checked setting by setting and, end to end,
-by pushing Topic_Dashboard records through its filters and outputs and comparing what
-Elasticsearch would receive with documents.py's order and line documents. Expected values are
-derived from documents.py, the order schema and the index templates wherever possible.
+by pushing Topic_Dashboard records through its filters (its ruby scripts with a real Ruby) and
+outputs, batch by batch, against a model of Elasticsearch: the documents written must be
+documents.py's, and every record must get the native loader's verdict (loaded, a replay, a
+conflict, or dead-lettered with the loader's reason and headers). tests/test_loader_parity.py
+does the same against the real Elasticsearch, beside the real loader. Each setting a test relies
+on is cited to the plugin's source (its repository, file and line). Expected values are derived
+from documents.py, the order schema and the index templates wherever possible.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
 import compose_model as cm  # noqa: E402
 
-from tapstack.loader import documents, es_loader  # noqa: E402
+from tapstack.loader import dead_letters, documents, es_loader  # noqa: E402
 
 lc = cm.load_module(cm.ROOT / "tests" / "tools" / "logstash_config.py", "tap_logstash_config")
 
@@ -36,6 +40,8 @@ TEMPLATES = {
 }
 ORDER_SCHEMA = json.loads((cm.ROOT / "contracts" / "order.schema.json").read_text("utf-8"))
 ENV = {"TAP_LOGSTASH_PASSWORD": "secret"}
+# A ruby filter's path as Logstash sees it (compose mounts logstash/pipeline there) -> the file.
+SCRIPTS = {f"/usr/share/logstash/pipeline/{path.name}": path for path in PIPELINE_DIR.glob("*.rb")}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,12 @@ def config():
     return lc.parse_file(CONF)
 
 
+def _mapping(role: str) -> dict[str, dict]:
+    return TEMPLATES[role]["template"]["mappings"]["properties"]
+
+
 def _properties(role: str) -> set[str]:
-    return set(TEMPLATES[role]["template"]["mappings"]["properties"])
+    return set(_mapping(role))
 
 
 # ── the grammar ──────────────────────────────────────────────────────────────────────────
@@ -145,8 +155,13 @@ def test_kafka_input_reads_the_dashboard_topic_as_the_loader_group(config):
     assert kafka.get("topics") == [SETTINGS["topics"]["dashboard"]]
     assert kafka.get("group_id") == SETTINGS["consumer_groups"]["loader"]
     assert kafka.get("auto_offset_reset") == "earliest"
-    assert kafka.get("codec") == lc.Bareword("json")
-    assert kafka.get("decorate_events") in ("none", lc.Bareword("false"))
+    # The record as text (the plain codec's decode, logstash-codec-plain lib/logstash/codecs/
+    # plain.rb:49-50), so a dead letter can carry it unchanged; the json filter parses it.
+    codec = kafka.get("codec")
+    assert codec.name == "plain" and codec.get("charset") == "UTF-8"
+    # "basic" sets [@metadata][kafka][topic/partition/offset/key] for the dead-letter headers:
+    # logstash-integration-kafka lib/logstash/inputs/kafka.rb:284 (the option), :404-411.
+    assert kafka.get("decorate_events") == "basic"
     # Offsets are committed once events are in the persisted queue, not on a timer.
     assert kafka.get("enable_auto_commit") == lc.Bareword("false")
     assert kafka.get("auto_create_topics") == lc.Bareword("false")
@@ -159,39 +174,119 @@ def test_endpoints_and_credentials_come_from_the_environment(config):
     except cm.ValidatorUnavailable as exc:
         pytest.skip(str(exc))
     env = services["logstash"]["environment"]
-    [kafka] = config.plugins("input")
-    assert kafka.get("bootstrap_servers") == "${TAP_KAFKA_BOOTSTRAP:kafka:19092}"
-    assert lc.substitute_env(kafka.get("bootstrap_servers"), {}) == cm.KAFKA_INTERNAL_BOOTSTRAP
-    assert lc.substitute_env(kafka.get("bootstrap_servers"), env) == cm.KAFKA_INTERNAL_BOOTSTRAP
-    for output in config.plugins("output"):
-        assert output.get("password") == "${TAP_LOGSTASH_PASSWORD}"
+    kafkas = config.plugins("input", "kafka") + config.plugins("output", "kafka")
+    for kafka in kafkas:
+        assert kafka.get("bootstrap_servers") == "${TAP_KAFKA_BOOTSTRAP:kafka:19092}"
+        assert lc.substitute_env(kafka.get("bootstrap_servers"), {}) == cm.KAFKA_INTERNAL_BOOTSTRAP
+        assert lc.substitute_env(kafka.get("bootstrap_servers"), env) == (
+            cm.KAFKA_INTERNAL_BOOTSTRAP
+        )
+    for plugin in config.plugins("output", "elasticsearch") + config.plugins("filter", "http"):
+        assert plugin.get("password") == "${TAP_LOGSTASH_PASSWORD}"
+        assert lc.substitute_env(plugin.get("user"), env) == env["TAP_LOGSTASH_USER"]
+    for output in config.plugins("output", "elasticsearch"):
         assert lc.substitute_env(output.get("hosts"), env) == ["http://elasticsearch:9200"]
-        assert lc.substitute_env(output.get("user"), env) == env["TAP_LOGSTASH_USER"]
+    [lookup] = config.plugins("filter", "http")
+    assert lc.substitute_env(lookup.get("url"), env).startswith("http://elasticsearch:9200/")
     assert env["TAP_LOGSTASH_PASSWORD"], "compose passes the writer's password"
 
 
-def test_outputs_are_the_two_indices_and_nothing_else(config):
+def test_outputs_are_the_two_indices_and_the_dead_letter_topic(config):
     outputs = config.plugins("output")
-    assert {o.name for o in outputs} == {"elasticsearch"}, "no stdout or other output"
-    assert sorted(o.get("index") for o in outputs) == sorted(
+    assert [o.name for o in outputs] == ["kafka", "elasticsearch", "elasticsearch"]
+    [dead_letter] = config.plugins("output", "kafka")
+    assert dead_letter.get("topic_id") == SETTINGS["topics"]["dead_letter"]
+    assert dead_letter.get("acks") == "all"
+    assert dead_letter.get("retries") is None  # unset: retried until Kafka takes it
+    writers = config.plugins("output", "elasticsearch")
+    assert sorted(o.get("index") for o in writers) == sorted(
         SETTINGS["indices"].get(r) for r in ("orders", "lines")
     )
-    for output in outputs:
+    for output in writers:
         assert output.get("manage_template") == lc.Bareword("false")  # `tap es setup` owns them
         assert output.get("data_stream") == "false"
         assert output.get("ilm_enabled") == "false"
-        # Retries: the output retries 429/5xx/connection errors by default; never turned off.
-        assert output.get("retry_max_interval") is None and output.get("dlq_custom_codes") is None
+        # Retries: the output retries 429/5xx/connection errors without end by default
+        # (plugin_mixins/elasticsearch/common.rb, submit and safe_bulk); never turned down.
+        assert output.get("retry_max_interval") is None
+        # A document too large for a request of its own is refused for good, as the loader
+        # does: the output reports a 413 for each document of the request
+        # (lib/logstash/outputs/elasticsearch/http_client.rb:194-205, since 12.0.2) and
+        # dlq_custom_codes adds 413 to the dead-letter codes 400/404 (common.rb:11-13,
+        # elasticsearch.rb:285-291; 409 and 2xx are refused there, :691-699).
+        assert output.get("dlq_custom_codes") == [413]
+        # A 409 (a replay) is expected: not logged as a failure (api_configs.rb:128).
+        assert output.get("silence_errors_in_log") == ["version_conflict_engine_exception"]
+
+
+def test_lines_are_written_before_their_order(config):
+    """All or nothing, as far as Logstash can: an order becomes visible after its lines.
+    Logstash hands a batch to its outputs one after the other, in the order of the config:
+    logstash-core CompiledPipeline.java:496-506 (compileOutputs: one dataset per output leaf of
+    the graph, whose vertices are a LinkedHashSet kept in insertion order, Graph.java:38) and
+    DatasetCompiler.java:223-246 (terminalOutputDataset computes each in turn); the
+    elasticsearch output returns only once the batch is written or dead-lettered
+    (common.rb, retrying_submit)."""
+    order = [o.get("index") for o in config.plugins("output", "elasticsearch")]
+    assert order == [SETTINGS["indices"]["lines"], SETTINGS["indices"]["orders"]]
 
 
 def test_write_actions_are_the_native_loaders(config):
-    """The first version wins, for orders and lines alike: both are created, never rewritten."""
-    actions = {o.get("index"): o.get("action") for o in config.plugins("output")}
+    """The first version wins, for orders and lines alike: both are created, never rewritten
+    (action: lib/logstash/outputs/elasticsearch.rb:103-114)."""
+    actions = {o.get("index"): o.get("action") for o in config.plugins("output", "elasticsearch")}
     assert actions == {
         SETTINGS["indices"]["orders"]: es_loader.ACTION,
         SETTINGS["indices"]["lines"]: es_loader.ACTION,
     }
     assert es_loader.ACTION == "create"
+
+
+def test_dead_letters_carry_the_record_and_the_loaders_headers(config):
+    """The value is the record as read (the plain codec's format is sprintf'd, logstash-codec-
+    plain plain.rb:23,57-58); the headers are the loader's, in its order (message_headers,
+    sprintf'd per event: logstash-integration-kafka lib/logstash/outputs/kafka.rb:110,346-347,
+    since 11.4.0, CHANGELOG.md:84-85)."""
+    [dead_letter] = config.plugins("output", "kafka")
+    assert dead_letter.get("codec").name == "plain"
+    assert dead_letter.get("codec").get("format") == "%{[@metadata][tap_original]}"
+    assert dead_letter.get("message_key") == "%{[@metadata][tap_key]}"
+    headers = dead_letter.get("message_headers")
+    native = dead_letters.headers("r", es_loader.STAGE, topic="t", partition=0, offset=1)
+    assert list(headers) == [key for key, _ in native]
+    assert headers[dead_letters.STAGE] == es_loader.STAGE
+    assert headers[dead_letters.TOPIC] == "%{[@metadata][kafka][topic]}"
+    assert headers[dead_letters.PARTITION] == "%{[@metadata][kafka][partition]}"
+    assert headers[dead_letters.OFFSET] == "%{[@metadata][kafka][offset]}"
+    # Topic_DeadLetter takes up to 16 MiB (tapstack/native/kafka.py); the producer must too.
+    assert dead_letter.get("max_request_size") == es_loader.DEAD_LETTER_MAX_BYTES
+
+
+def test_the_stored_order_is_looked_up_as_the_loader_does(config):
+    """A realtime multi-get of the order id in the orders index (the loader's
+    _stored_fingerprints): logstash-filter-http lib/logstash/filters/http.rb:25-40 (url, verb,
+    query, body, body_format, target_body/target_headers), :59-100 (sprintf'd; a non-2xx or no
+    answer tags _httprequestfailure); user/password, automatic_retries and
+    retry_non_idempotent from logstash-mixin-http_client lib/logstash/plugin_mixins/
+    http_client.rb:72-75,147-150."""
+    [lookup] = config.plugins("filter", "http")
+    assert lookup.get("verb") == "POST"
+    assert lookup.get("url").endswith(f"/{SETTINGS['indices']['orders']}/_mget")
+    assert lookup.get("body") == {"ids": ["%{order_id}"]} and lookup.get("body_format") == "json"
+    assert lookup.get("query")["realtime"] == "true"
+    assert lookup.get("query")["_source_includes"] == "order_fingerprint"
+    assert lookup.get("retry_non_idempotent") == lc.Bareword("true")
+
+
+def test_the_ruby_scripts_are_files_the_pipeline_folder_holds(config):
+    """Ruby only where stock filters cannot (type checks, sorted distinct lists, line numbers,
+    a memory of recent orders); as script files (path, logstash-filter-ruby
+    lib/logstash/filters/ruby.rb:40-43 and ruby/script.rb), testable with a real Ruby."""
+    rubies = config.plugins("filter", "ruby")
+    assert [r.get("id") for r in rubies] == ["tap_record", "tap_first_version"]
+    for ruby in rubies:
+        assert ruby.get("code") is None
+        assert SCRIPTS[ruby.get("path")].is_file()
 
 
 def test_no_plugin_prints_events(config):
@@ -211,7 +306,7 @@ def test_order_branch_removes_what_documents_py_leaves_out(config):
         for p in config.plugins("filter", "mutate")
         if p.get("remove_field") and "@timestamp" in p.get("remove_field")
     ]
-    assert logstash_own == [{"@timestamp", "@version", "event"}]
+    assert logstash_own == [{"@timestamp", "@version", "event", "tags"}]
 
 
 def _sample_item(product_id: int, name: str, category: str, quantity: int, price: float) -> dict:
@@ -274,7 +369,7 @@ def _dashboard_record(order_id: int, items: list[dict], **overrides) -> dict:
         "source_offset": 12,
     }
     assert set(dropped) == set(documents._NOT_ON_ORDER)
-    record = {**values, **dropped}
+    record = {**values, **dropped, "order_fingerprint": f"fp-{order_id}"}
     record.update(overrides)
     return {k: v for k, v in record.items() if v is not None}
 
@@ -313,9 +408,10 @@ def test_line_branch_keeps_exactly_the_fields_of_line_documents(config):
 
 
 def test_line_fields_are_renamed_from_the_item(config):
-    renames = {}
-    for mutate in config.plugins("filter", "mutate"):
-        renames.update(mutate.get("rename") or {})
+    [line_fields] = [
+        m for m in config.plugins("filter", "mutate") if m.get("id") == "tap_line_fields"
+    ]
+    renames = line_fields.get("rename")
     record = RECORDS[0]
     [(_, first_line)] = documents.line_documents({**record, "items": record["items"][:1]})
     item = record["items"][0]
@@ -348,43 +444,141 @@ def test_document_ids_are_the_loaders(config):
             assert lc.Event(line).sprintf(lines.get("document_id")) == doc_id
 
 
-def test_ruby_is_used_only_where_stock_filters_cannot(config):
-    [ruby] = config.plugins("filter", "ruby")
-    code = ruby.get("code")
-    assert '"' not in code  # a double quote would end the Logstash string
-    for needed in ("uniq.sort", "each_with_index", "'line_number'", "'[@metadata][tap_lines]'"):
-        assert needed in code
+def test_the_ruby_tables_are_the_templates_and_the_loaders_rules(ruby_constants):
+    """tap_record.rb holds the templates' types as a table (the Logstash container has no copy
+    of kibana/); it must be the templates' and the rest of documents.py's constants."""
+    orders = {k: v["type"] for k, v in _mapping("orders").items()}
+    lines = {k: v["type"] for k, v in _mapping("lines").items()}
+    assert ruby_constants["ORDER_TYPES"] == orders
+    assert ruby_constants["ITEM_TYPES"] == [
+        [field, lines[line_field]] for field, line_field in documents._LINE_FIELDS.items()
+    ]
+    assert ruby_constants["NOT_ON_ORDER"] == list(documents._NOT_ON_ORDER)
+    assert ruby_constants["DERIVED"] == list(documents._DERIVED)
+    assert ruby_constants["REQUIRED"] == list(documents.REQUIRED)
+    assert ruby_constants["MAX_REASONS"] == documents.MAX_REASONS
+    assert ruby_constants["KEYWORD_MAX_BYTES"] == documents.KEYWORD_MAX_BYTES
+    assert ruby_constants["RANGES"] == documents._RANGES
+    assert ruby_constants["DATE"] == documents._DATE.pattern.replace("\\Z", "\\z")
+
+
+def test_the_first_version_memory_has_one_worker():
+    """tap_first_version.rb remembers the orders it passed on: one worker runs the filters,
+    so every record meets that memory (and in order)."""
+    pipelines = yaml.safe_load(
+        (cm.ROOT / "logstash" / "config" / "pipelines.yml").read_text("utf-8")
+    )
+    assert [p["pipeline.workers"] for p in pipelines] == [1]
 
 
 # ── end to end: Topic_Dashboard records through the pipeline ─────────────────────────────
 
 
-@pytest.fixture()
-def run_pipeline(config, tmp_path):
+@pytest.fixture(scope="module")
+def ruby_constants(tmp_path_factory):
     if not lc.ruby_available():
         pytest.skip("ruby is not installed (apt-get install ruby): the ruby filter cannot run")
+    script = SCRIPTS["/usr/share/logstash/pipeline/tap_record.rb"]
+    names = ["ORDER_TYPES", "ITEM_TYPES", "NOT_ON_ORDER", "DERIVED", "REQUIRED"]
+    names += ["MAX_REASONS", "KEYWORD_MAX_BYTES", "RANGES"]
+    code = (
+        "require 'json'; o = Object.new; o.instance_eval(File.read(ARGV[0]));"
+        " k = o.singleton_class; puts JSON.generate({"
+        + ", ".join(f"'{n}' => k.const_get(:{n})" for n in names)
+        + ", 'DATE' => k.const_get(:DATE).source})"
+    )
+    out = subprocess.run(
+        ["ruby", "-e", code, str(script)], capture_output=True, text=True, check=True, timeout=60
+    )
+    return json.loads(out.stdout)
 
-    def ruby(code, events):
-        return lc.run_ruby_code(code, events, tmp_path)
 
-    pipeline = lc.Pipeline(config, env=ENV, ruby=ruby)
+def kafka_event(value: bytes, partition: int = 0, offset: int = 0, key: str | None = None):
+    """What the kafka input makes of a record: the plain codec's message, the basic
+    decoration, Logstash's own fields."""
+    return lc.Event(
+        {
+            "message": value.decode("utf-8", "replace"),
+            "@timestamp": "2026-03-01T09:15:03.000Z",
+            "@version": "1",
+        },
+        {
+            "kafka": {
+                "topic": SETTINGS["topics"]["dashboard"],
+                "consumer_group": SETTINGS["consumer_groups"]["loader"],
+                "partition": partition,
+                "offset": offset,
+                "key": key,
+                "timestamp": 1772356503000,
+            }
+        },
+    )
 
-    def run(records: list[dict]) -> dict[tuple[str, str], dict]:
+
+class Logstash:
+    """The pipeline run over batches of records against an Elasticsearch (a model, or a
+    real one behind the same two calls)."""
+
+    def __init__(self, config, tmp_path, elasticsearch=None, env=None, batch_size=None):
+        self.elasticsearch = elasticsearch or lc.ModelElasticsearch()
+        self.pipeline = lc.Pipeline(
+            config,
+            env={**ENV, **(env or {})},
+            ruby=lambda code, events: lc.run_ruby_code(code, events, tmp_path),
+            scripts=SCRIPTS,
+            workdir=tmp_path,
+            http=self.elasticsearch.http,
+        )
+        pipelines = yaml.safe_load((cm.ROOT / "logstash/config/pipelines.yml").read_text())
+        self.batch_size = batch_size or pipelines[0]["pipeline.batch.size"]
+        self.dead_letters: list[lc.DeadLetter] = []
+        self.dlq: list[tuple[str, str, int]] = []
+        self.offset = 0
+
+    def send(self, values: list[bytes]) -> None:
+        """The records, in batches of pipeline.batch.size, at the next offsets."""
         events = []
-        for record in records:
-            # What the kafka input + json codec make of a record.
-            event = lc.Event(copy.deepcopy(record))
-            event.data.update({"@timestamp": "2026-03-01T09:15:03.000Z", "@version": "1"})
-            events.append(event)
-        indexed: dict[tuple[str, str], dict] = {}
-        for call in pipeline.output(pipeline.filter(events)):
-            key = (call.settings["index"], call.event.sprintf(call.settings["document_id"]))
-            # Elasticsearch: "create" keeps the first document (409), "index" overwrites.
-            if call.settings["action"] == "index" or key not in indexed:
-                indexed[key] = call.event.data
-        return indexed
+        for value in values:
+            key = _key_of(value)
+            events.append(kafka_event(value, 0, self.offset, key))
+            self.offset += 1
+        for start in range(0, len(events), self.batch_size):
+            batch = self.pipeline.filter(events[start : start + self.batch_size])
+            done = lc.deliver(self.pipeline, batch, self.elasticsearch)
+            self.dead_letters += done.dead_letters
+            self.dlq += done.dlq
 
-    return run
+    def send_records(self, records: list[dict]) -> None:
+        self.send([json.dumps(r).encode() for r in records])
+
+    def reasons(self) -> dict[str, str]:
+        return {d.value: dict(d.headers)[dead_letters.REASON] for d in self.dead_letters}
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+
+def _key_of(value: bytes) -> str | None:
+    try:
+        order_id = json.loads(value).get("order_id")
+    except (ValueError, AttributeError):
+        return None
+    return str(order_id) if isinstance(order_id, int) and not isinstance(order_id, bool) else None
+
+
+@pytest.fixture()
+def logstash(config, tmp_path):
+    if not lc.ruby_available():
+        pytest.skip("ruby is not installed (apt-get install ruby): the ruby filter cannot run")
+    made: list[Logstash] = []
+
+    def make(**options) -> Logstash:
+        made.append(Logstash(config, tmp_path, **options))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
 
 
 def _expected(records: list[dict]) -> dict[tuple[str, str], dict]:
@@ -398,8 +592,10 @@ def _expected(records: list[dict]) -> dict[tuple[str, str], dict]:
     return expected
 
 
-def test_pipeline_indexes_what_documents_py_produces(run_pipeline):
-    indexed = run_pipeline(RECORDS)
+def test_pipeline_indexes_what_documents_py_produces(logstash):
+    run = logstash()
+    run.send_records(RECORDS)
+    indexed = run.elasticsearch.docs
     sent = sum(1 + len(r["items"]) for r in RECORDS)
     assert len(indexed) == sent, "every order and every line has its own document id"
     expected = _expected(RECORDS)
@@ -409,34 +605,185 @@ def test_pipeline_indexes_what_documents_py_produces(run_pipeline):
         # and the key order of lists matters: products/categories are sorted
         if key[0] == SETTINGS["indices"]["orders"]:
             assert indexed[key]["products"] == doc["products"]
+    assert run.dead_letters == [] and run.dlq == []
 
 
-def test_pipeline_documents_fit_the_strict_templates(run_pipeline):
-    for (index, _), doc in run_pipeline(RECORDS).items():
+def test_pipeline_documents_fit_the_strict_templates(logstash):
+    run = logstash()
+    run.send_records(RECORDS)
+    for (index, _), doc in run.elasticsearch.docs.items():
         role = "orders" if index == SETTINGS["indices"]["orders"] else "lines"
         assert set(doc) <= _properties(role), set(doc) - _properties(role)
         assert not any(key.startswith("@") for key in doc)
 
 
-def test_pipeline_is_idempotent_on_redelivery(run_pipeline):
-    once = run_pipeline(RECORDS[:1])
-    twice = run_pipeline(RECORDS[:1] + RECORDS[:1])
-    assert once == twice  # same ids, same documents: a re-delivered record changes nothing
+def test_pipeline_is_idempotent_on_redelivery(logstash):
+    once, twice = logstash(), logstash()
+    once.send_records(RECORDS[:1])
+    twice.send_records(RECORDS[:1] + RECORDS[:1])  # in one batch
+    twice.send_records(RECORDS[:1])  # and in a later one
+    assert once.elasticsearch.docs == twice.elasticsearch.docs
+    assert twice.dead_letters == [], "a replay is no conflict"
 
 
-def test_first_version_of_an_order_wins(run_pipeline):
+def test_the_first_version_of_an_order_wins_for_its_lines_too(logstash):
+    """A different order under an id already loaded, in the same batch or a later one, writes
+    nothing (its extra line neither) and is dead-lettered with the loader's reason."""
     first = RECORDS[1]
-    again = {**first, "total": 1.0, "model_version": "kmeans-v2"}
-    indexed = run_pipeline([first, again])
-    key = (SETTINGS["indices"]["orders"], documents.order_document_id(first))
-    assert indexed[key] == documents.order_document(first)
+    again = {
+        **first,
+        "total": 1.0,
+        "order_fingerprint": "fp-other",
+        "items": first["items"] + [_sample_item(9, "Extra", "Hats", 1, 1.0)],
+    }
+    later = {**again, "order_fingerprint": "fp-later"}
+    run = logstash()
+    run.send_records([first, again])
+    run.send_records([later])
+    assert run.elasticsearch.docs == _expected([first])
+    reason = documents.conflict_reason(first["order_id"])
+    assert [(json.loads(d.value)["order_fingerprint"], r) for d, r in _letters(run)] == [
+        ("fp-other", reason),
+        ("fp-later", reason),
+    ]
 
 
-def test_record_without_items_gives_only_the_order(run_pipeline):
+def test_an_order_loaded_before_this_logstash_is_found_by_the_lookup(logstash):
+    """The memory of recent orders is this process's; an order loaded earlier (by the native
+    loader, or before a restart) is found in Elasticsearch."""
+    model = lc.ModelElasticsearch()
+    logstash(elasticsearch=model).send_records([RECORDS[0]])
+    restarted = logstash(elasticsearch=model)
+    restarted.send_records([RECORDS[0], {**RECORDS[0], "order_fingerprint": "fp-new"}])
+    assert model.docs == _expected([RECORDS[0]])
+    assert [r for _, r in _letters(restarted)] == [
+        documents.conflict_reason(RECORDS[0]["order_id"])
+    ]
+
+
+def test_record_without_items_gives_only_the_order(logstash):
     record = _dashboard_record(1004, [])
-    indexed = run_pipeline([record])
-    assert list(indexed) == [(SETTINGS["indices"]["orders"], "1004")]
-    assert indexed[(SETTINGS["indices"]["orders"], "1004")] == documents.order_document(record)
+    run = logstash()
+    run.send_records([record])
+    assert list(run.elasticsearch.docs) == [(SETTINGS["indices"]["orders"], "1004")]
+    assert run.elasticsearch.docs[(SETTINGS["indices"]["orders"], "1004")] == (
+        documents.order_document(record)
+    )
+
+
+def _letters(run: Logstash) -> list[tuple[lc.DeadLetter, str]]:
+    return [(d, dict(d.headers)[dead_letters.REASON]) for d in run.dead_letters]
+
+
+def poison_corpus() -> list[bytes]:
+    """Records the loader refuses, one per rule (and a few that pass)."""
+    good = RECORDS[0]
+    item = good["items"][0]
+
+    def bent(**changes):
+        return json.dumps({**good, **changes}).encode()
+
+    def without(*names):
+        return json.dumps({k: v for k, v in good.items() if k not in names}).encode()
+
+    return [
+        b"hello world",
+        b"",
+        b"   ",
+        b'{"order_id": 5, "items": [',
+        b"[1, 2]",
+        b'"an order"',
+        b"null",
+        b"42",
+        without("order_id"),
+        without("order_fingerprint"),
+        bent(order_id="1001"),
+        bent(order_id=True),
+        bent(order_id=1001.0),
+        bent(order_id=2**63),
+        bent(order_id=10**30),
+        bent(pages_viewed=2**31),
+        bent(total="99.90"),
+        bent(total=None),
+        bent(customer_id=7),
+        bent(customer_id={"id": 7}),
+        bent(customer_id=["a"]),
+        bent(customer_id="ü" * 20_000),
+        bent(event_time="24/11/2026 10:00"),
+        bent(processed_at="2026-02-30T10:00:00Z"),
+        bent(processed_at="2026-03-01T09:15"),
+        bent(processed_at=1700000000000),
+        bent(customer={"email": "a@b.c"}),
+        bent(extra=1, other=2),
+        bent(items=None),
+        bent(items=[None]),
+        bent(items="tee"),
+        bent(items={"0": item}),
+        bent(items=[item, 42]),
+        bent(items=[{**item, "quantity": "2"}]),
+        bent(items=[{**item, "quantity": 2.5}]),
+        bent(items=[{**item, "product_name": 5}]),
+        bent(items=[{**item, "unit_price": None}]),
+        bent(items=[{**item, "extra": 1}]),
+        bent(items=[{k: v for k, v in item.items() if k != "sku"}]),
+        bent(items=[None] * 25),
+        bent(order_id="x", total="y", items=[None]),
+        bent(products=[1, 2], source_system=5),
+    ]
+
+
+def native_outcome(value: bytes) -> str | None:
+    """The loader's reason for a record, or None when it loads it."""
+    try:
+        documents.order_of(value)
+    except documents.BadRecord as exc:
+        return str(exc)
+    return None
+
+
+def test_every_record_gets_the_loaders_verdict_and_reason(logstash):
+    """The same corpus through tap_record.rb (a real Ruby) and documents.py: dead-lettered with
+    the same reason, or loaded, record by record."""
+    corpus = poison_corpus()
+    run = logstash()
+    for n, value in enumerate(corpus):
+        # a fresh order id each, so that good ones are not replays of each other
+        if value.startswith(b"{") and b'"order_id": 1001' in value:
+            value = value.replace(b'"order_id": 1001', f'"order_id": {5000 + n}'.encode())
+        before = len(run.dead_letters)
+        run.send([value])
+        letters = run.dead_letters[before:]
+        expected = native_outcome(value)
+        if expected is None:
+            assert letters == [], value[:80]
+        else:
+            assert [dict(d.headers)[dead_letters.REASON] for d in letters] == [expected], value[:80]
+            assert letters[0].value == value.decode("utf-8")
+    assert run.dlq == []
+
+
+def test_a_dead_letter_has_the_loaders_headers_and_the_record(logstash):
+    run = logstash()
+    run.offset = 41
+    value = json.dumps({**RECORDS[0], "items": [None]}).encode()
+    run.send([value])
+    [letter] = run.dead_letters
+    assert letter.value == value.decode() and letter.key == "1001"
+    headers = dict(letter.headers)
+    native = dict(
+        dead_letters.headers(
+            "wrong type for items[0]",
+            es_loader.STAGE,
+            topic=SETTINGS["topics"]["dashboard"],
+            partition=0,
+            offset=41,
+        )
+    )
+    assert [k for k, _ in letter.headers] == list(native)
+    for key in native:
+        if key != dead_letters.TIME:
+            assert headers[key] == native[key].decode(), key
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", headers[dead_letters.TIME])
 
 
 # ── logstash.yml, pipelines.yml and the compose mounts ───────────────────────────────────

@@ -8,8 +8,11 @@ comparison, regular-expression, ``in``/``not in`` and boolean operators over fie
 
 ``Pipeline`` evaluates the parts of the language TAP's pipeline uses, so tests can push events
 through a parsed ``.conf`` and look at what the outputs receive: conditionals, the mutate
-(rename, replace, add_field, remove_field), clone, split and prune filters, and the ruby filter
-(run by a real Ruby interpreter when one is installed; ``ruby_available()`` tells).
+(rename, replace, add_field, remove_field), clone, split, prune, json, drop and http filters,
+and the ruby filter, inline or a script file (run by a real Ruby interpreter when one is
+installed; ``ruby_available()`` tells). Like Logstash, it runs a batch through each filter in
+turn; a conditional hands each branch the events that take it (their order kept); the http
+filter's requests go to a callable the test gives (a real Elasticsearch, or a model of one).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,6 +350,11 @@ class Event:
             node = node[part]
         return True
 
+    def tag(self, name: str) -> None:
+        tags = self.data.setdefault("tags", [])
+        if name not in tags:
+            tags.append(name)
+
     def sprintf(self, template: str) -> str:
         def replace(match: re.Match[str]) -> str:
             value = self.get(match.group(1))
@@ -456,6 +464,77 @@ def run_ruby_code(code: str, events: list[Event], workdir: Path) -> list[Event]:
     return out
 
 
+_SCRIPT_HARNESS = r"""
+require 'json'
+# A ruby filter script file the way logstash-filter-ruby runs it
+# (lib/logstash/filters/ruby/script/context.rb): the file is instance_eval'd in a blank
+# object, register(params) once, then filter(event) -> the events to keep, per event. One
+# process serves one filter instance, so the script's state lasts from batch to batch.
+context = Object.new
+context.instance_eval(File.read(ARGV[0]), ARGV[0], 1)
+context.register(JSON.parse(ARGV[1])) if context.respond_to?(:register)
+STDOUT.sync = true
+STDIN.each_line do |line|
+  results = JSON.parse(line).map do |item|
+    event = TapEvent.new(item['data'], item['metadata'])
+    begin
+      kept = context.filter(event)
+      { 'events' => kept.map { |e| { 'data' => e.data, 'metadata' => e.metadata } } }
+    rescue StandardError => e
+      { 'exception' => "#{e.class}: #{e.message}", 'data' => event.data,
+        'metadata' => event.metadata }
+    end
+  end
+  puts JSON.generate(results, allow_nan: true)
+end
+"""
+
+
+class RubyScript:
+    """A ruby filter script file running in one long-lived Ruby process."""
+
+    def __init__(self, path: Path, params: dict[str, Any], workdir: Path):
+        event_class = _RUBY_HARNESS.split("input = JSON.parse")[0]
+        harness = workdir / f"tap_script_harness_{path.stem}.rb"
+        harness.write_text(event_class + _SCRIPT_HARNESS, encoding="utf-8")
+        self.process = subprocess.Popen(
+            ["ruby", str(harness), str(path), json.dumps(params)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def filter(self, events: list[Event]) -> list[Event]:
+        """Each event's results, in order; an exception tags the event like the plugin."""
+        payload = json.dumps([{"data": e.data, "metadata": e.metadata} for e in events])
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(payload + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the ruby script process ended")
+        out: list[Event] = []
+        for item in json.loads(line):
+            if "exception" in item:
+                event = Event(item["data"], item["metadata"])
+                event.tag("_rubyexception")
+                event.metadata["ruby_exception"] = item["exception"]
+                out.append(event)
+            else:
+                out += [Event(e["data"], e["metadata"]) for e in item["events"]]
+        return out
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+# The http filter's request, as the test answers it: (verb, url, query, body, user, password)
+# -> (status code, response headers, parsed JSON body or text); raise OSError for no answer.
+HttpCall = Callable[[str, str, dict[str, str], Any, str | None, str | None], tuple[int, dict, Any]]
+
+
 class Pipeline:
     """Evaluates a parsed pipeline's filter and output sections over events."""
 
@@ -464,40 +543,107 @@ class Pipeline:
         config: Config,
         env: dict[str, str] | None = None,
         ruby: Callable[[str, list[Event]], list[Event]] | None = None,
+        scripts: dict[str, Path] | None = None,
+        workdir: Path | None = None,
+        http: HttpCall | None = None,
     ):
+        """ruby runs inline ruby code; scripts maps a ruby filter's `path` (as Logstash sees
+        it) to the local file, run in workdir; http answers the http filter's requests."""
         self.config = config
         self.env = env or {}
         self.ruby = ruby
+        self.scripts = scripts or {}
+        self.workdir = workdir
+        self.http = http
+        self._running: dict[int, RubyScript] = {}
+
+    def close(self) -> None:
+        for script in self._running.values():
+            script.close()
+        self._running.clear()
 
     # filters
     def filter(self, events: list[Event]) -> list[Event]:
-        return list(self._run(self.config.sections.get("filter", []), events))
+        """One batch through the filter section."""
+        return self._run(self.config.sections.get("filter", []), events)
 
-    def _run(self, statements: list[Plugin | Branch], events: list[Event]) -> Iterator[Event]:
+    def _run(self, statements: list[Plugin | Branch], events: list[Event]) -> list[Event]:
         current = events
         for statement in statements:
-            produced: list[Event] = []
             if isinstance(statement, Plugin):
-                for event in current:
-                    produced.extend(self._apply(statement, event))
+                current = self._apply(statement, current)
             else:
-                for event in current:
-                    produced.extend(self._branch(statement, event))
-            current = produced
-        yield from current
+                current = self._branch(statement, current)
+        return current
 
-    def _branch(self, branch: Branch, event: Event) -> list[Event]:
-        for condition, body in branch.clauses:
-            if condition is None or evaluate(condition, event):
-                return list(self._run(body, [event]))
-        return [event]
+    def _branch(self, branch: Branch, events: list[Event]) -> list[Event]:
+        """Each clause's body runs once over the events that take it; what the events become
+        stays in the place of the event it came from."""
+        chosen: list[int | None] = []
+        for event in events:
+            index = next(
+                (
+                    i
+                    for i, (condition, _) in enumerate(branch.clauses)
+                    if condition is None or evaluate(condition, event)
+                ),
+                None,
+            )
+            chosen.append(index)
+        produced: dict[int, list[Event]] = {}
+        for clause, (_, body) in enumerate(branch.clauses):
+            positions = [p for p, c in enumerate(chosen) if c == clause]
+            if not positions:
+                continue
+            for position, result in zip(
+                positions, self._run_each(body, [events[p] for p in positions]), strict=True
+            ):
+                produced[position] = result
+        out: list[Event] = []
+        for position, event in enumerate(events):
+            out += produced.get(position, [event])
+        return out
 
-    def _apply(self, plugin: Plugin, event: Event) -> list[Event]:
+    def _run_each(self, body: list[Plugin | Branch], events: list[Event]) -> list[list[Event]]:
+        """What each event becomes through body, run over all of them at once."""
+        # A mark in @metadata (clones and splits copy it; a branch inside has its own key).
+        key = f"_tap_eval_origin_{id(body)}"
+        marks = [str(n) for n in range(len(events))]
+        for event, mark in zip(events, marks, strict=True):
+            event.metadata[key] = mark
+        results = self._run(body, events)
+        grouped: dict[str, list[Event]] = {mark: [] for mark in marks}
+        for result in results:
+            grouped[result.metadata.pop(key)].append(result)
+        for event in events:
+            event.metadata.pop(key, None)
+        return [grouped[mark] for mark in marks]
+
+    def _apply(self, plugin: Plugin, events: list[Event]) -> list[Event]:
         settings = {k: substitute_env(v, self.env) for k, v in plugin.settings}
+        if plugin.name == "ruby" and settings.get("path"):
+            return self._ruby_script(plugin, settings, events)
         handler = getattr(self, f"_filter_{plugin.name}", None)
         if handler is None:
             raise NotImplementedError(f"filter plugin '{plugin.name}' is not evaluated here")
-        return handler(settings, event)
+        out: list[Event] = []
+        for event in events:
+            out += handler(settings, event)
+        return out
+
+    def _ruby_script(
+        self, plugin: Plugin, settings: dict[str, Any], events: list[Event]
+    ) -> list[Event]:
+        if id(plugin) not in self._running:
+            if not ruby_available() or self.workdir is None:
+                raise NotImplementedError("a ruby script needs a Ruby interpreter and a workdir")
+            local = self.scripts[settings["path"]]
+            params = settings.get("script_params") or {}
+            self._running[id(plugin)] = RubyScript(local, params, self.workdir)
+        results = self._running[id(plugin)].filter(events) if events else []
+        for event in results:
+            self._common(settings, event)
+        return results
 
     @staticmethod
     def _common(settings: dict[str, Any], event: Event) -> None:
@@ -551,6 +697,62 @@ class Pipeline:
         self._common(settings, event)
         return [event]
 
+    def _filter_json(self, settings: dict[str, Any], event: Event) -> list[Event]:
+        # logstash-filter-json (lib/logstash/filters/json.rb, filter): no source, nothing done;
+        # not JSON, or no object without a target: tagged _jsonparsefailure.
+        source = event.get(settings["source"])
+        if source is None:
+            return [event]
+        try:
+            parsed = json.loads(source, parse_constant=_no_constant)
+        except ValueError:
+            for tag in _as_list(settings.get("tag_on_failure") or ["_jsonparsefailure"]):
+                event.tag(tag)
+            return [event]
+        target = settings.get("target")
+        if target:
+            event.set(target, parsed)
+        elif isinstance(parsed, dict):
+            for key, value in parsed.items():
+                event.set(key, value)
+        else:
+            event.tag("_jsonparsefailure")
+            return [event]
+        self._common(settings, event)
+        return [event]
+
+    def _filter_drop(self, settings: dict[str, Any], event: Event) -> list[Event]:
+        return []
+
+    def _filter_http(self, settings: dict[str, Any], event: Event) -> list[Event]:
+        # logstash-filter-http (lib/logstash/filters/http.rb, filter): url, query and body
+        # sprintf'd; no answer or not 2xx: tagged _httprequestfailure; else the JSON body to
+        # target_body, the headers to target_headers.
+        if self.http is None:
+            raise NotImplementedError("an http filter needs an http callable")
+        url = event.sprintf(settings["url"])
+        query = {k: event.sprintf(str(v)) for k, v in (settings.get("query") or {}).items()}
+        body = _sprintf_object(event, settings.get("body"))
+        try:
+            code, headers, answer = self.http(
+                settings.get("verb", "GET"),
+                url,
+                query,
+                body,
+                settings.get("user"),
+                settings.get("password"),
+            )
+        except OSError:
+            code = None
+        if code is None or not 200 <= code <= 299:
+            for tag in _as_list(settings.get("tag_on_request_failure") or ["_httprequestfailure"]):
+                event.tag(tag)
+            return [event]
+        event.set(settings.get("target_headers", "[headers]"), headers)
+        event.set(settings.get("target_body", "[body]"), answer)
+        self._common(settings, event)
+        return [event]
+
     def _filter_ruby(self, settings: dict[str, Any], event: Event) -> list[Event]:
         if self.ruby is None:
             raise NotImplementedError("a ruby filter needs a Ruby interpreter (ruby_available())")
@@ -575,6 +777,134 @@ class Pipeline:
                     if condition is None or evaluate(condition, event):
                         self._route(body, event, calls)
                         break
+
+
+# ── the outputs, delivered ───────────────────────────────────────────────────────────────
+
+
+@dataclass
+class DeadLetter:
+    """A record the kafka output wrote: key, value and headers as text."""
+
+    key: str | None
+    value: str
+    headers: list[tuple[str, str]]
+
+
+@dataclass
+class Delivered:
+    """What a batch's outputs did."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Documents the elasticsearch output put in Logstash's own dead letter queue: (index, id,
+    # status).
+    dlq: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+class ModelElasticsearch:
+    """Elasticsearch as TAP's pipeline meets it, in memory: `create` keeps the first document
+    (409 after), a realtime _mget sees every write."""
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def bulk(self, actions: list[tuple[str, str, str, dict[str, Any]]]) -> list[int]:
+        statuses = []
+        for action, index, doc_id, doc in actions:
+            if action == "create" and (index, doc_id) in self.docs:
+                statuses.append(409)
+                continue
+            self.docs[(index, doc_id)] = copy.deepcopy(doc)
+            statuses.append(201)
+        return statuses
+
+    def http(self, verb, url, query, body, user, password) -> tuple[int, dict, Any]:
+        match = re.fullmatch(r"https?://[^/]+/([^/]+)/_mget", url)
+        if verb != "POST" or not match:
+            return 404, {}, {}
+        index = match.group(1)
+        docs = []
+        for doc_id in body["ids"]:
+            stored = self.docs.get((index, doc_id))
+            if stored is None:
+                docs.append({"found": False})
+            else:
+                fields = query.get("_source_includes", "").split(",")
+                docs.append(
+                    {"_source": {k: stored[k] for k in fields if k in stored}, "found": True}
+                )
+        return 200, {"content-type": "application/json"}, {"docs": docs}
+
+
+def deliver(pipeline: Pipeline, events: list[Event], elasticsearch: Any) -> Delivered:
+    """Hand one filtered batch to the outputs, as Logstash does: one output after another in
+    the order of the config (CompiledPipeline.compileOutputs builds one dataset per output
+    leaf, in the graph's insertion order, and DatasetCompiler.terminalOutputDataset computes
+    them in turn), each with all its events of the batch. The elasticsearch output's answer
+    rules are its own (plugin_mixins/elasticsearch/common.rb, submit): 2xx written, 409
+    dropped, 400/404 and dlq_custom_codes to the dead letter queue, anything else retried
+    (here: an error, since the models never answer so)."""
+    outputs = pipeline.config.plugins("output")
+    calls = pipeline.output(events)
+    calls.sort(key=lambda call: next(i for i, o in enumerate(outputs) if o is call.plugin))
+    done = Delivered()
+    for plugin in outputs:
+        mine = [call for call in calls if call.plugin is plugin]
+        if not mine:
+            continue
+        if plugin.name == "kafka":
+            done.dead_letters += [_kafka_record(call) for call in mine]
+        elif plugin.name == "elasticsearch":
+            _elasticsearch(mine, elasticsearch, done)
+        else:
+            raise NotImplementedError(f"output plugin '{plugin.name}' is not delivered here")
+    return done
+
+
+def _kafka_record(call: OutputCall) -> DeadLetter:
+    settings, event = call.settings, call.event
+    codec = settings.get("codec")
+    template = codec.get("format") if isinstance(codec, Plugin) else None
+    value = event.sprintf(template) if template else json.dumps(event.data)
+    key = event.sprintf(settings["message_key"]) if settings.get("message_key") else None
+    headers = [(k, event.sprintf(v)) for k, v in (settings.get("message_headers") or {}).items()]
+    return DeadLetter(key, value, headers)
+
+
+def _elasticsearch(calls: list[OutputCall], elasticsearch: Any, done: Delivered) -> None:
+    actions = []
+    for call in calls:
+        settings, event = call.settings, call.event
+        actions.append(
+            (
+                event.sprintf(settings.get("action", "index")),
+                event.sprintf(settings["index"]),
+                event.sprintf(settings["document_id"]),
+                event.data,
+            )
+        )
+    dlq_codes = {400, 404, *_as_list(calls[0].settings.get("dlq_custom_codes"))}
+    for (_, index, doc_id, _), status in zip(actions, elasticsearch.bulk(actions), strict=True):
+        if 200 <= status < 300 or status == 409:
+            continue
+        if status in dlq_codes:
+            done.dlq.append((index, doc_id, status))
+        else:
+            raise RuntimeError(f"the output would retry {index}/{doc_id} ({status}) forever")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _sprintf_object(event: Event, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_sprintf_object(event, item) for item in value]
+    if isinstance(value, dict):
+        return {_sprintf_object(event, k): _sprintf_object(event, v) for k, v in value.items()}
+    if isinstance(value, str):
+        return event.sprintf(value)
+    return value
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -686,9 +1016,15 @@ __all__ = [
     "Event",
     "GRAMMAR",
     "OutputCall",
+    "DeadLetter",
+    "Delivered",
+    "HttpCall",
+    "ModelElasticsearch",
     "Pipeline",
     "Plugin",
+    "RubyScript",
     "Selector",
+    "deliver",
     "evaluate",
     "field_path",
     "parse",

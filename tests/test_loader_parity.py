@@ -1,0 +1,144 @@
+"""The same records through the native loader and through the Logstash pipeline, both against
+the real Elasticsearch: the same documents and the same dead letters, record by record.
+
+The native side is the real Loader on real Kafka (tests/test_loader_delivery.py's scratch flow).
+The Logstash side is logstash/pipeline/tap.conf run by tests/tools/logstash_config.py (its ruby
+scripts by a real Ruby), with its http lookup and its bulk writes sent to the same Elasticsearch,
+into indices of its own made from the same templates (Logstash itself has no build here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+
+from tapstack.elastic import templates
+from tapstack.loader import dead_letters
+from tests.test_loader_delivery import make_flow  # noqa: F401  (fixture)
+from tests.test_logstash_contract import (
+    CONF,
+    RECORDS,
+    SETTINGS,
+    Logstash,
+    _dashboard_record,
+    _sample_item,
+    lc,
+    poison_corpus,
+)
+
+
+class RealElasticsearch:
+    """The pipeline's two calls to Elasticsearch (the lookup, the bulk writes), made to a real
+    one, with the pipeline's index names mapped to scratch ones."""
+
+    def __init__(self, es, rename: dict[str, str]):
+        self.es = es
+        self.rename = rename
+
+    def bulk(self, actions):
+        operations = []
+        for action, index, doc_id, doc in actions:
+            operations += [{action: {"_index": self.rename[index], "_id": doc_id}}, doc]
+        answer = self.es.bulk(operations=operations, filter_path="items.*.status")
+        return [next(iter(item.values()))["status"] for item in answer["items"]]
+
+    def http(self, verb, url, query, body, user, password):
+        # The test's own client and credentials: the pipeline's user is compose's.
+        index = re.fullmatch(r"https?://[^/]+/([^/]+)/_mget", url).group(1)
+        answer = self.es.perform_request(
+            verb,
+            f"/{self.rename[index]}/_mget",
+            params=query,
+            body=body,
+            headers={"content-type": "application/json", "accept": "application/json"},
+        )
+        return answer.meta.status, {"content-type": "application/json"}, answer.body
+
+
+@pytest.fixture
+def logstash_on(es, tmp_path):
+    """logstash_on() -> a Logstash run writing to scratch indices of the real Elasticsearch."""
+    if not lc.ruby_available():
+        pytest.skip("ruby is not installed (apt-get install ruby): the ruby filter cannot run")
+    config = lc.parse_file(CONF)
+    made = []
+
+    def make() -> tuple[Logstash, dict[str, str]]:
+        stamp = uuid.uuid4().hex[:10]
+        rename = {
+            SETTINGS["indices"]["orders"]: f"paritytest{stamp}-orders",
+            SETTINGS["indices"]["lines"]: f"paritytest{stamp}-lines",
+        }
+        for role in ("orders", "lines"):
+            body = templates.load_template(role)["template"]
+            name = rename[SETTINGS["indices"][role]]
+            es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
+        run = Logstash(config, tmp_path, elasticsearch=RealElasticsearch(es, rename))
+        made.append((run, rename))
+        return run, rename
+
+    yield make
+    for run, rename in made:
+        run.close()
+        es.options(ignore_status=404).indices.delete(index=",".join(rename.values()))
+
+
+def _docs(es, index: str) -> dict[str, dict]:
+    es.indices.refresh(index=index)
+    hits = es.search(index=index, size=10_000, query={"match_all": {}})["hits"]["hits"]
+    return {hit["_id"]: hit["_source"] for hit in hits}
+
+
+def test_the_native_loader_and_logstash_give_the_same_outcome(make_flow, logstash_on, es):  # noqa: F811
+    first = _dashboard_record(7001, [_sample_item(101, "Tee", "T-shirts", 2, 19.9)])
+    reused = {
+        **first,
+        "total": 5.0,
+        "order_fingerprint": "fp-reused",
+        "items": first["items"] + [_sample_item(102, "Cap", "Hats", 1, 5.0)],
+    }
+    batch_one = [first, first, reused, *RECORDS]
+    batch_two = [
+        {**reused, "order_fingerprint": "fp-again"},
+        first,
+        _dashboard_record(7002, [_sample_item(103, "Scarf", "Accessories", 1, 9.0)]),
+    ]
+    corpus = poison_corpus()
+    values = (
+        [json.dumps(r).encode() for r in batch_one]
+        + [
+            v.replace(b'"order_id": 1001', f'"order_id": {8000 + n}'.encode())
+            for n, v in enumerate(corpus)
+        ]
+        + [json.dumps(r).encode() for r in batch_two]
+    )
+    keys = []
+    for value in values:
+        try:
+            order_id = json.loads(value).get("order_id")
+        except (ValueError, AttributeError):
+            order_id = None
+        keys.append(str(order_id).encode() if isinstance(order_id, int) else None)
+
+    flow = make_flow()
+    flow.produce(values, keys)
+    running = flow.start()
+    flow.wait(flow.caught_up, "the native loader to commit everything", running)
+
+    run, rename = logstash_on()
+    run.send(values)
+
+    orders, lines = SETTINGS["indices"]["orders"], SETTINGS["indices"]["lines"]
+    assert _docs(es, rename[orders]) == _docs(es, flow.names.orders)
+    assert _docs(es, rename[lines]) == _docs(es, flow.names.lines)
+    assert len(_docs(es, flow.names.orders)) >= len(RECORDS) + 2
+
+    native = sorted((d["value"], d[dead_letters.REASON].decode()) for d in flow.dead_letters())
+    logstash = sorted(
+        (d.value.encode(), dict(d.headers)[dead_letters.REASON]) for d in run.dead_letters
+    )
+    assert logstash == native
+    assert any("already loaded with different content" in reason for _, reason in native)
+    assert run.dlq == []
