@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePath
 
+from tapstack.deadletter import gaps
 from tapstack.deadletter import headers as h
 
 
@@ -246,6 +247,7 @@ def reason_kinds(reason: str) -> list[str]:
     kinds = []
     for part in reason.split("; "):
         kind = _NUMBER.sub("N", _QUOTED.sub("'…'", mask_emails(part.strip())))
+        kind = gaps.reason_kind(kind)  # a gap's offsets and counts, single digits too
         if kind and kind not in kinds:
             kinds.append(kind)
     return kinds or ["(no reason given)"]
