@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from tests.support import tally
+
 pytestmark = [pytest.mark.engines, pytest.mark.spark, pytest.mark.faults]
 
 
@@ -123,7 +125,7 @@ def test_hostile_corpus(pipeline, report):
         assert doc["customer_first_name"] == order.event["customer"]["first_name"]
         assert order.event["items"][0]["product_name"] in doc["products"]
     assert docs[first.order_id]["total"] == first.event["total"], "the first version is kept"
-    lost = len(orders) - found
+    lost, stuck = tally.split_missing(pipeline, len(orders) - found)
     report(
         "hostile corpus (bad lines + hostile names)",
         len(orders) + len(sent),
@@ -131,5 +133,7 @@ def test_hostile_corpus(pipeline, report):
         lost,
         0,
         len(got),
+        stuck,
     )
     assert found == len(orders)
+    assert stuck == 0

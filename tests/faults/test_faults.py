@@ -16,6 +16,7 @@ import pytest
 
 from tapstack import contracts
 from tapstack.native import engines, kafka, processes, progress
+from tests.support import tally
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark, pytest.mark.faults]
 
@@ -46,22 +47,9 @@ def _stream_with_fault(pipeline, seed, fault, at=0.4, n=N):
 
 
 def _count(pipeline, case, orders, report, timeout=300):
-    ids = [o.order_id for o in orders]
-    found = pipeline.wait_indexed(ids, timeout=timeout)
-    docs = pipeline.orders_by_id(ids)
-    expected_lines = {
-        f"{o.order_id}-{i}" for o in orders for i in range(1, len(o.event["items"]) + 1)
-    }
-    lines = pipeline.wait_lines(ids, len(expected_lines), timeout=timeout)
-    line_ids = [line["_id"] for line in lines]
-    lost = len(set(ids) - set(docs)) + len(expected_lines - set(line_ids))
-    duplicated = (found - len(docs)) + (len(line_ids) - len(set(line_ids)))
-    duplicated += len(set(line_ids) - expected_lines)
-    report(case, len(orders), found, lost, duplicated)
-    assert lost == 0, f"{case}: {lost} orders or lines lost"
-    assert duplicated == 0, f"{case}: {duplicated} duplicates"
-    totals = round(sum(d["total"] for d in docs.values()), 2)
-    assert totals == round(sum(o.event["total"] for o in orders), 2)
+    figures = tally.tally(pipeline, orders, timeout=timeout)
+    report(case, figures.sent, figures.found, figures.lost, figures.duplicated, 0, figures.stuck)
+    tally.assert_clean(case, figures, orders)
 
 
 @pytest.mark.parametrize(
@@ -211,5 +199,7 @@ def test_replaying_every_topic_changes_no_count(pipeline, report):
         after[0],
         max(before[0] - after[0], 0),
         max(after[0] - before[0], 0),
+        0,
+        tally.unconsumed(pipeline),
     )
     assert after == before
