@@ -2,6 +2,7 @@
 
     tap model train                     # training_data/training_data.csv -> .run/model
     tap model evaluate                  # held-out simulated orders: ours vs the seed's K-Means
+    tap model evaluate --data FILE.csv  # any orders with ground truth, e.g. a shop's own
 
 The model itself lives in spark/tap_spark/model.py; this is only its command line.
 """
@@ -85,21 +86,32 @@ def evaluate(
     n: Annotated[int, typer.Option("--rows", "-n", min=10, help="Held-out orders.")] = 5000,
     seed: Annotated[int | None, typer.Option(help="Simulator seed of the held-out set.")] = None,
     data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Orders to judge instead of simulated ones: a CSV with duration_session, "
+            "pages_viewed and the ground truth in behaviour (Impulsive or Reasoned).",
+        ),
+    ] = None,
+    seed_training: Annotated[
         Path | None, typer.Option(help="Training CSV for the seed's model (default: ours).")
     ] = None,
 ) -> None:
-    """Label held-out simulated orders with our model and with the seed's; compare accuracy."""
+    """Label held-out orders with our model and with the seed's; compare accuracy."""
     model = _model_module()
     try:
         result = model.evaluate(
-            model_dir, n=n, seed=model.EVALUATION_SEED if seed is None else seed, csv_path=data
+            model_dir,
+            n=n,
+            seed=model.EVALUATION_SEED if seed is None else seed,
+            data_path=data,
+            csv_path=seed_training,
         )
     except model.ModelError as error:
         console.print(f"[red]cannot evaluate:[/red] {error}")
         raise typer.Exit(1) from error
     ours, theirs = result["model"], result["seed_model"]
     table = Table(
-        title=f"{result['rows']} held-out orders (simulator seed {result['seed']})",
+        title=f"{result['rows']} held-out orders",
         caption=f"ours = {result['model_version']}; seed's = K-Means(k=2) on raw duration",
     )
     table.add_column("")
@@ -121,4 +133,5 @@ def evaluate(
         f"{boundary['duration_seconds']:.1f} s at {boundary['pages_viewed']} pages",
         f"{seed_cut:.0f} s",
     )
+    console.print(f"orders judged: {result['source']}", soft_wrap=True)
     console.print(table)

@@ -219,3 +219,59 @@ def test_load_refuses_missing_or_foreign_models(mod, spark, trained, tmp_path): 
     with pytest.raises(mod.ModelError, match="do not belong together"):
         flipped = 1 - trained[1]["impulsive_cluster"]
         mod.load(copy_with("mismatch", impulsive_cluster=flipped), spark=spark)
+
+
+def _held_out_rows(n: int, seed: int) -> list[tuple[int, int, str]]:
+    """Simulated orders with their ground truth, as a shop exporting its own would write them."""
+    from datetime import datetime
+
+    from tapstack.simulator import Simulator
+
+    orders = Simulator(seed=seed, start=datetime(2026, 3, 1)).orders(n)
+    return [(o.event["duration_session"], o.event["pages_viewed"], o.behaviour) for o in orders]
+
+
+def test_evaluate_judges_the_orders_of_any_labelled_csv(trained, mod, spark, tmp_path):  # noqa: F811
+    rows = _held_out_rows(600, seed=31337)
+    truth = {b: sum(1 for *_, r in rows if r == b) for b in ("Impulsive", "Reasoned")}
+    csv_path = _write_csv(tmp_path / "shop.csv", [*rows, (90, 4, "unknown")])
+    result = mod.evaluate(trained[0], data_path=csv_path, spark=spark)
+    ours = result["model"]
+    assert result["rows"] == len(rows) and result["source"] == str(csv_path)
+    assert {b: sum(ours["confusion"][b].values()) for b in truth} == truth
+    assert ours["accuracy"] >= 0.95
+
+    # The truth column is what is judged against: flipped labels, complementary accuracy.
+    flip = {"Impulsive": "Reasoned", "Reasoned": "Impulsive"}
+    flipped_csv = _write_csv(tmp_path / "flipped.csv", [(d, p, flip[b]) for d, p, b in rows])
+    flipped = mod.evaluate(trained[0], data_path=flipped_csv, spark=spark)
+    assert flipped["model"]["accuracy"] == pytest.approx(1 - ours["accuracy"])
+    assert flipped["seed_model"]["accuracy"] == pytest.approx(1 - result["seed_model"]["accuracy"])
+
+
+def test_evaluate_refuses_a_csv_without_ground_truth(trained, mod, spark, tmp_path):  # noqa: F811
+    csv_path = tmp_path / "unlabelled.csv"
+    csv_path.write_text("duration_session,pages_viewed\n30,2\n900,12\n", encoding="utf-8")
+    with pytest.raises(mod.ModelError, match="behaviour"):
+        mod.evaluate(trained[0], data_path=csv_path, spark=spark)
+
+
+def test_tap_model_evaluate_data_prints_both_accuracies(trained, mod, spark, tmp_path):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from tapstack.behaviour_cli import app
+
+    csv_path = _write_csv(tmp_path / "shop.csv", _held_out_rows(300, seed=4711))
+    expected = mod.evaluate(trained[0], data_path=csv_path, spark=spark)
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--model", str(trained[0]), "--data", str(csv_path)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"orders judged: {csv_path}" in result.output
+    assert f"{expected['rows']} held-out orders" in result.output
+    accuracy = re.search(r"accuracy\s*│\s*([\d.]+) %\s*│\s*([\d.]+) %", result.output)
+    assert accuracy, result.output
+    assert float(accuracy[1]) == pytest.approx(100 * expected["model"]["accuracy"], abs=0.005)
+    assert float(accuracy[2]) == pytest.approx(100 * expected["seed_model"]["accuracy"], abs=0.005)

@@ -526,25 +526,44 @@ def held_out_frame(spark: SparkSession, n: int, seed: int) -> DataFrame:
     return spark.createDataFrame(rows, schema)
 
 
+def labelled_csv_frame(spark: SparkSession, csv_path: str | Path) -> DataFrame:
+    """Orders with ground truth from any CSV: duration_session, pages_viewed and a
+    ``behaviour`` column holding Impulsive or Reasoned (other rows are not judged)."""
+    path = Path(csv_path).resolve()
+    frame = _read_training_csv(spark, path, need_pages=True)
+    if "behaviour" not in frame.columns:
+        raise ModelError(f"evaluation data {path} has no 'behaviour' column (the ground truth)")
+    judged = frame.where(F.col("behaviour").isin(IMPULSIVE, REASONED))
+    if judged.limit(1).count() == 0:
+        raise ModelError(f"evaluation data {path} has no row labelled {IMPULSIVE} or {REASONED}")
+    return judged
+
+
 def evaluate(
     model_dir: str | Path,
     n: int = 5000,
     seed: int = EVALUATION_SEED,
     *,
+    data_path: str | Path | None = None,
     csv_path: str | Path | None = None,
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
-    """Label n held-out simulated orders with our model and with the seed's; compare.
+    """Label held-out orders with our model and with the seed's; compare.
 
-    The seed's model is fitted on the same training CSV as ours (``csv_path``, default: the
-    one named in our metadata).
+    The orders are ``data_path``'s (any CSV with ground truth, see labelled_csv_frame) or, by
+    default, n simulated orders of another seed than the training data's. The seed's model is
+    fitted on the same training CSV as ours (``csv_path``, default: the one named in our
+    metadata).
     """
     spark = _spark(spark)
     model = load(model_dir, spark=spark)
     if csv_path is None:
         named = Path(model.metadata.get("training_data") or DEFAULT_TRAINING_CSV)
         csv_path = named if named.is_absolute() else ROOT / named
-    frame = held_out_frame(spark, n, seed).cache()
+    if data_path is None:
+        frame = held_out_frame(spark, n, seed).cache()
+    else:
+        frame = labelled_csv_frame(spark, data_path).cache()
     try:
         ours = _accuracy(model.label(frame))
         seed_model = train_seed_model(csv_path, spark=spark)
@@ -552,8 +571,9 @@ def evaluate(
     finally:
         frame.unpersist()
     return {
-        "rows": n,
-        "seed": seed,
+        "rows": ours["rows"],
+        "source": str(data_path) if data_path is not None else f"simulator seed {seed}",
+        "seed": seed if data_path is None else None,
         "model_version": model.version,
         "model": ours,
         "seed_model": {**theirs, "centres_seconds": seed_model.centres_seconds},
