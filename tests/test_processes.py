@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import time
+
 import psutil
 
 from tapstack.native import processes
@@ -45,3 +49,28 @@ def test_a_successor_started_during_a_kill_stays_registered(tmp_path, monkeypatc
     finally:
         processes.stop(tmp_path, "job", timeout=5)
     assert processes.find(tmp_path, "job") is None
+
+
+def test_a_process_and_its_log_are_private_whatever_the_callers_umask(tmp_path):
+    """A stage's log and every file it writes may hold customer data: owner-only (0600), even
+    when the caller's umask would let the group and others read them."""
+    previous = os.umask(0o022)
+    try:
+        made = tmp_path / "made-by-the-child"
+        managed = processes.start(
+            tmp_path, "writer", ["sh", "-c", f"echo hello > {made}; sleep 60"]
+        )
+        _wait_for(made.exists)
+        assert processes.stop(tmp_path, "writer", timeout=5)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o600
+    assert stat.S_IMODE(managed.log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(managed.log.parent.stat().st_mode) == 0o700
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)

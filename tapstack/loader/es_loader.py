@@ -18,6 +18,11 @@ logstash/pipeline/tap.conf (tests/test_logstash_contract.py holds the two togeth
   throttled document is late, never skipped nor dead-lettered. The consumer stays in its group
   meanwhile (its partitions paused).
 - Dead letters are acknowledged by Kafka before the batch's offsets are committed.
+- Records that expired past retention before the loader read them are not skipped in silence:
+  the consumer still resets to the earliest offset, but a jump from the offset it was due to
+  read to a later one, with the broker's log start offset past it, is reported as a gap
+  (tapstack.deadletter.gaps: a dead letter, an ERROR line, a `tap deadletter count` row),
+  acknowledged before the commit that moves past it.
 
 Requests go through elasticsearch.helpers.streaming_bulk with a byte cap per request; it also
 retries 429/5xx a few times itself before this loader's own, logged retries take over.
@@ -37,10 +42,17 @@ from typing import Any
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.helpers import streaming_bulk
-from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 from kafka import errors as kafka_errors
 
 from tapstack import contracts
+from tapstack.deadletter import gaps as retention
 from tapstack.elastic.client import connect
 from tapstack.loader import dead_letters, documents
 
@@ -179,6 +191,8 @@ class Loader:
         self.names = names or Names.from_settings()
         self.batch_size = batch_size
         self._stopping = threading.Event()  # set: a wait on Elasticsearch ends in Stopped
+        # partition -> the offset the loader is due to read next, as far as it has read
+        self._next: dict[TopicPartition, int] = {}
         self.consumer = KafkaConsumer(
             bootstrap_servers=contracts.kafka_bootstrap(),
             group_id=self.names.group,
@@ -201,6 +215,7 @@ class Loader:
         self.conflicts = 0  # different orders under an id already loaded
         self.dead_lettered = 0
         self.retries = 0  # rounds of waiting on Elasticsearch
+        self.expired = 0  # records lost past retention before they were read (reported)
 
     def _subscribe(self, timeout: float = 120.0) -> None:
         """Subscribe once the client knows the topic's partitions. kafka-python joins the group
@@ -212,12 +227,12 @@ class Loader:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"topic {self.names.topic} not found")
             time.sleep(0.5)
-        self.consumer.subscribe([self.names.topic])
+        self.consumer.subscribe([self.names.topic], listener=_Forget(self._next))
 
     # ── one batch ────────────────────────────────────────────────────────────────────────
 
-    def _write(self, records: list) -> None:
-        """Write one batch; on return its dead letters are acknowledged too."""
+    def _write(self, records: list, gaps: list[retention.Gap] = ()) -> None:
+        """Write one batch; on return its dead letters (and its gaps') are acknowledged too."""
         letters: list[tuple[Any, str]] = []
         pending: list[_Pending] = []
         for message in records:
@@ -233,7 +248,7 @@ class Loader:
         for group in _rounds(pending):
             self._load(group)
             letters += [(p.message, p.reason) for p in group if p.reason]
-        self._dead_letter(letters)
+        self._dead_letter(letters, gaps)
 
     def _load(self, group: list[_Pending]) -> None:
         """Write records with distinct order ids: lines, then orders, then undo the failed."""
@@ -413,12 +428,12 @@ class Loader:
 
     # ── dead letters ─────────────────────────────────────────────────────────────────────
 
-    def _dead_letter(self, letters: list[tuple[Any, str]]) -> None:
+    def _dead_letter(self, letters: list[tuple[Any, str]], gaps: list[retention.Gap] = ()) -> None:
         """Send the batch's dead letters and wait until Kafka acknowledged every one (raises
         if one was not: the batch is then not committed)."""
-        if not letters:
+        if not letters and not gaps:
             return
-        futures = []
+        futures = retention.report(self.producer, self.names.dead_letter, STAGE, gaps)
         for message, reason in letters:
             headers = dead_letters.headers(
                 reason,
@@ -435,13 +450,42 @@ class Loader:
         self.producer.flush()
         for future in futures:
             future.get(timeout=60)
-        self.dead_lettered += len(letters)
+        self.dead_lettered += len(letters) + len(gaps)
+        self.expired += sum(gap.records for gap in gaps)
 
     # ── the loop ─────────────────────────────────────────────────────────────────────────
 
-    def _poll(self, timeout_ms: int) -> list:
+    def _poll(self, timeout_ms: int) -> tuple[list, list[retention.Gap]]:
+        """The next records, and the gaps before them (records expired before they were read)."""
         batch = self.consumer.poll(timeout_ms=timeout_ms)
-        return [record for part in batch.values() for record in part]
+        gaps = self._gaps({part: min(r.offset for r in records) for part, records in batch.items()})
+        for part, records in batch.items():
+            self._next[part] = max(r.offset for r in records) + 1
+        return [record for part in batch.values() for record in part], gaps
+
+    def _gaps(self, firsts: dict[TopicPartition, int]) -> list[retention.Gap]:
+        """Gaps between where each partition was due to be read and its first record now.
+
+        Due: one past the last record read since the assignment, else the group's committed
+        offset (the consumer's reset to earliest does not change it; a group with none has
+        nothing to miss). A jump there is a gap only if the broker's log start offset passed
+        the due offset (not a transaction marker's offset, say); the gap ends before the first
+        record read, or before the log start if records between are no data."""
+        due: dict[tuple[str, int], int] = {}
+        first_of: dict[tuple[str, int], int] = {}
+        for part, first in firsts.items():
+            expected = self._next.get(part)
+            if expected is None:
+                committed = self.consumer.committed(part)
+                expected = committed if committed is not None else first
+            if first > expected:
+                due[(part.topic, part.partition)] = expected
+                first_of[(part.topic, part.partition)] = first
+        if not due:
+            return []
+        starts = retention.log_start_offsets(self.consumer, due)
+        found = retention.expired(due, {p: min(s, first_of[p]) for p, s in starts.items()})
+        return found
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Poll, write and commit batch after batch, as a two-stage pipeline: the next batch is
@@ -452,12 +496,13 @@ class Loader:
             in_flight = None
             try:
                 while not should_stop():
-                    records = self._poll(200)
+                    records, gaps = self._poll(200)
                     if in_flight is not None:
                         self._commit_when_written(*in_flight, should_stop)
                         in_flight = None
                     if records:
-                        in_flight = (writer.submit(self._write, records), _next_offsets(records))
+                        written = writer.submit(self._write, records, gaps)
+                        in_flight = (written, _next_offsets(records))
                 if in_flight is not None:
                     self._commit_when_written(*in_flight, should_stop)
             except Stopped:
@@ -509,6 +554,20 @@ class Loader:
         self._stopping.set()
         self.consumer.close(autocommit=False)
         self.producer.close()
+
+
+class _Forget(ConsumerRebalanceListener):
+    """On a rebalance, forget where each partition was due: another member may have read on
+    meanwhile, and the committed offset says where this one is due now."""
+
+    def __init__(self, due: dict[TopicPartition, int]):
+        self.due = due
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.due.clear()
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.due.clear()
 
 
 def _create(index: str, order: documents.Order) -> tuple[dict, dict]:

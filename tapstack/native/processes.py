@@ -79,16 +79,21 @@ def start(
         return existing
 
 
+# Everything a stage writes (logs, checkpoints, Kafka's and Spark's files) may hold customer
+# data or a secret in an error: owner-only, whatever the caller's umask.
+PRIVATE_UMASK = 0o077
+
+
 def _spawn(run_dir, name, argv, env, cwd, user) -> Managed:
     log = run_dir / "logs" / f"{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     identity = {}
     if user:
         # The user's own group and no supplementary ones: not root's group (Popen's user=
         # alone changes only the uid).
         account = pwd.getpwnam(user)
         identity = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    with open(log, "ab") as out:
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as out:
         proc = subprocess.Popen(
             argv,
             stdout=out,
@@ -97,6 +102,7 @@ def _spawn(run_dir, name, argv, env, cwd, user) -> Managed:
             env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},
             cwd=cwd,
             start_new_session=True,
+            umask=PRIVATE_UMASK,
             **identity,
         )
     started = psutil.Process(proc.pid).create_time()
