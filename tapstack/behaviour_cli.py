@@ -1,6 +1,7 @@
 """`tap model`: train the behaviour model and measure it against the seed's model.
 
     tap model train                     # training_data/training_data.csv -> .run/model
+    tap model train --from elasticsearch --since 30d   # the shop's own orders, unlabelled
     tap model evaluate                  # held-out simulated orders: ours vs the seed's K-Means
     tap model evaluate --data FILE.csv  # any orders with ground truth, e.g. a shop's own
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +22,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tapstack import contracts
 from tapstack.contracts import ROOT
+from tapstack.elastic import history
+from tapstack.elastic.client import connect
 
 DEFAULT_DATA = ROOT / "training_data" / "training_data.csv"
 DEFAULT_MODEL_DIR = ROOT / ".run" / "model"
@@ -47,21 +53,43 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
 
+class Source(StrEnum):
+    csv = "csv"
+    elasticsearch = "elasticsearch"
+
+
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="Training CSV.")] = DEFAULT_DATA,
+    data: Annotated[Path, typer.Option(help="Training CSV (--from csv).")] = DEFAULT_DATA,
     out: Annotated[Path, typer.Option(help="Model directory (replaced).")] = DEFAULT_MODEL_DIR,
+    source: Annotated[
+        Source,
+        typer.Option(
+            "--from", help="csv: DATA; elasticsearch: the shop's own orders, no labels needed."
+        ),
+    ] = Source.csv,
+    since: Annotated[
+        str | None,
+        typer.Option(help="--from elasticsearch: window start, like 30d or an ISO date-time."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="--from elasticsearch: window end (ISO), default now.")
+    ] = None,
 ) -> None:
-    """Train the model on DATA and save it to OUT (PipelineModel + tap_model.json)."""
+    """Train the model and save it to OUT (PipelineModel + tap_model.json)."""
     model = _model_module()
     started = time.monotonic()
+    origin = None
     try:
-        meta = model.train(data, out)
-    except model.ModelError as error:
+        if source is Source.elasticsearch:
+            data, origin = _export_history(out, since, until)
+        meta = model.train(data, out, source=origin)
+    except (model.ModelError, history.HistoryError) as error:
         console.print(f"[red]cannot train:[/red] {error}")
         raise typer.Exit(1) from error
     table = Table(title=f"behaviour model {meta['version']}", show_header=False)
     table.add_row("saved to", str(out))
+    table.add_row("trained on", _origin(meta["training_source"]))
     table.add_row("training rows", str(meta["training_rows"]))
     for centre in meta["centres"]:
         table.add_row(
@@ -76,6 +104,30 @@ def train(
     table.add_row("training accuracy", _pct(meta["accuracy"]))
     table.add_row("time", f"{time.monotonic() - started:.1f} s")
     console.print(table)
+
+
+def _export_history(out: Path, since: str | None, until: str | None) -> tuple[Path, dict]:
+    """The shop's orders of the window as a features CSV beside the model directory."""
+    settings = contracts.settings()["model"]
+    span = history.window(since or settings["training_window"], until, datetime.now(UTC))
+    csv_path = out.parent / f"{out.name}-history.csv"
+    index = contracts.index("orders")
+    client = connect(role="viewer")
+    try:
+        count = history.export_features(
+            client, span, csv_path, minimum=settings["min_training_orders"], index=index
+        )
+    finally:
+        client.close()
+    origin = {"elasticsearch": index, "since": span.since.isoformat()}
+    origin |= {"until": span.until.isoformat(), "orders": count}
+    return csv_path, origin
+
+
+def _origin(source: dict) -> str:
+    if "elasticsearch" in source:
+        return f"{source['elasticsearch']}, {source['since']} .. {source['until']}"
+    return str(source.get("csv"))
 
 
 @app.command()

@@ -273,9 +273,11 @@ def train(
     model_dir: str | Path,
     *,
     seed: int = KMEANS_SEED,
+    source: dict[str, Any] | None = None,
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
     """Train on a CSV (duration_session, pages_viewed[, behaviour]); save; return the metadata.
+    ``source`` says where the CSV's rows came from (e.g. the shop's index and window).
 
     The model directory is replaced as a whole (written beside it, then renamed), so a reader
     never sees half a model.
@@ -348,6 +350,7 @@ def train(
         "seed": seed,
         "training_data": training_data,
         "training_data_sha256": sha,
+        "training_source": source or {"csv": training_data},
         "training_rows": rows,
         "centres": centres,
         "impulsive_cluster": impulsive,
