@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
 import compose_model as cm  # noqa: E402
 
+from tapstack import contracts  # noqa: E402
+
 FLUENT_DIR = cm.ROOT / "fluent-bit"
 CONFIG = yaml.safe_load((FLUENT_DIR / "fluent-bit.yaml").read_text(encoding="utf-8"))
 PARSERS = yaml.safe_load((FLUENT_DIR / "parsers.yaml").read_text(encoding="utf-8"))
@@ -238,6 +240,33 @@ def test_no_classic_config_left_behind():
     assert not list(FLUENT_DIR.glob("*.conf")), "classic Fluent Bit config is deprecated: YAML only"
 
 
-def test_yaml_values_have_no_unresolved_placeholders():
+# The SASL values Fluent Bit takes from its environment (src/flb_env.c:231-279 at v4.2.2).
+SASL_PLACEHOLDERS = {
+    "rdkafka.sasl.username": "${TAP_KAFKA_USER}",
+    "rdkafka.sasl.password": "${TAP_KAFKA_PASSWORD}",
+}
+
+
+def test_yaml_values_have_no_placeholders_but_the_kafka_login():
     text = (FLUENT_DIR / "fluent-bit.yaml").read_text(encoding="utf-8")
-    assert not re.search(r"\$\{[^}]+\}", text), "every value is literal and checked by this test"
+    found = sorted(re.findall(r"\$\{[^}]+\}", text))
+    assert found == sorted(SASL_PLACEHOLDERS.values()), "every other value is literal"
+
+
+def test_fluent_bit_logs_in_as_the_collector_with_its_secret_only(services):
+    """SASL/SCRAM with the collector's user of contracts/security.toml; the password comes from
+    the collector's secret file, exported by secrets-env (Fluent Bit reads no password file)."""
+    kafka = _one(CONFIG["pipeline"]["outputs"], "kafka")
+    security = contracts.security()["kafka"]
+    assert kafka["rdkafka.security.protocol"] == "SASL_PLAINTEXT"
+    # librdkafka's property is sasl.mechanisms (CONFIGURATION.md, alias sasl.mechanism).
+    assert kafka["rdkafka.sasl.mechanisms"] == security["mechanism"]
+    for key, value in SASL_PLACEHOLDERS.items():
+        assert kafka[key] == value
+    service = services["fluent-bit"]
+    assert service["environment"]["TAP_KAFKA_USER"] == security["users"]["collector"]
+    assert "TAP_KAFKA_PASSWORD" not in service["environment"]
+    secrets = {s["target"]: s["source"] for s in service["secrets"]}
+    collector = security["password_variables"]["collector"]
+    assert secrets == {"TAP_KAFKA_PASSWORD": collector}, "its own password, nothing else"
+    assert service["command"][:2] == ["/bin/sh", "/tap/secrets-env"]

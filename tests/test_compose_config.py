@@ -41,6 +41,10 @@ import compose_model as cm  # noqa: E402
 
 SETTINGS = cm.settings()
 DOCKERFILE = cm.ROOT / "spark" / "Dockerfile"
+# The start of a command that runs through compose/scripts/secrets-env.
+SECRETS_ENV = ["/bin/sh", "/tap/secrets-env"]
+SECRETS_ENV_SCRIPT = cm.COMPOSE_DIR / "scripts" / "secrets-env"
+KAFKA_START = cm.COMPOSE_DIR / "scripts" / "kafka-start"
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +60,31 @@ def services(model) -> dict:
     return model["services"]
 
 
+def run_init_env(folder: Path) -> subprocess.CompletedProcess[str]:
+    """init-env writing FOLDER/.env and FOLDER/secrets/ (the arguments tap-compose leaves to
+    their defaults, compose/.env and compose/secrets/)."""
+    return subprocess.run(
+        [
+            "bash",
+            str(cm.INIT_ENV),
+            str(cm.ENV_EXAMPLE),
+            str(folder / ".env"),
+            str(folder / "secrets"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def declared_secrets() -> set[str]:
+    return set(cm.raw_compose()["secrets"])
+
+
 @pytest.fixture()
 def generated_env(tmp_path) -> Path:
-    target = tmp_path / ".env"
-    subprocess.run(["bash", str(cm.INIT_ENV), str(cm.ENV_EXAMPLE), str(target)], check=True)
-    return target
+    run_init_env(tmp_path)
+    return tmp_path / ".env"
 
 
 def _stage_services(kind: str, stage: str) -> list[str]:
@@ -91,12 +115,11 @@ def test_project_is_valid_with_a_generated_env(generated_env):
         pytest.skip(str(exc))
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
-    env = services["process-orders"]["environment"]
-    assert env["TAP_CUSTOMER_KEY"] == cm.read_env_file(generated_env)["TAP_CUSTOMER_KEY"]
-    holders = {
-        name for name, svc in services.items() if "TAP_CUSTOMER_KEY" in svc.get("environment", {})
-    }
+    holders = {name for name, svc in services.items() if "TAP_CUSTOMER_KEY" in cm.secret_files(svc)}
     assert holders == {"process-orders"}, "the customer key reaches only the stage that needs it"
+    assert not any(
+        "TAP_CUSTOMER_KEY" in (svc.get("environment") or {}) for svc in services.values()
+    )
 
 
 def test_the_validator_rejects_a_broken_project(tmp_path):
@@ -119,14 +142,14 @@ def test_the_validator_rejects_a_broken_project(tmp_path):
     assert "invalid compose project" in result.stderr
 
 
-def test_missing_secrets_are_refused(tmp_path):
-    """Secrets are `${VAR:?...}`: without compose/.env the project does not load."""
+def test_missing_settings_are_refused(tmp_path):
+    """Settings init-env makes are `${VAR:?...}`: without compose/.env the project does not load."""
     env = tmp_path / ".env"
     env.write_text(
         "\n".join(
             line
             for line in cm.ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
-            if not line.startswith("ELASTIC_PASSWORD=")
+            if not line.startswith("KAFKA_CLUSTER_ID=")
         ),
         encoding="utf-8",
     )
@@ -135,7 +158,7 @@ def test_missing_secrets_are_refused(tmp_path):
     except cm.ValidatorUnavailable as exc:
         pytest.skip(str(exc))
     assert result.returncode == 1
-    assert "ELASTIC_PASSWORD" in result.stderr
+    assert "KAFKA_CLUSTER_ID" in result.stderr
 
 
 # ── the real docker compose CLI ──────────────────────────────────────────────────────────
@@ -144,9 +167,9 @@ def test_missing_secrets_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory) -> Path:
     """compose/.env as tap-compose makes it on first use: init-env from .env.example."""
-    target = tmp_path_factory.mktemp("cli") / ".env"
-    subprocess.run(["bash", str(cm.INIT_ENV), str(cm.ENV_EXAMPLE), str(target)], check=True)
-    return target
+    folder = tmp_path_factory.mktemp("cli")
+    run_init_env(folder)
+    return folder / ".env"
 
 
 def _cli(env_file: Path, profiles, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -277,7 +300,12 @@ def test_scripts_run_by_containers_exist_and_are_mounted(services):
     # The shells (/bin/sh of the wp-cli image, /bin/bash of the Elasticsearch image) are held
     # against the images in test_health_checks_and_commands_run_programs_the_image_ships.
     setup = services["wp-setup"]
-    assert setup["entrypoint"] == ["/bin/sh", "/tap/wordpress/setup.sh"]
+    assert setup["entrypoint"] == [
+        "/bin/sh",
+        "/tap/secrets-env",
+        "/bin/sh",
+        "/tap/wordpress/setup.sh",
+    ]
     mounts = {v["target"]: Path(v["source"]) for v in setup["volumes"] if v["type"] == "bind"}
     assert (mounts["/tap/wordpress"] / "setup.sh").is_file()
     assert (mounts["/tap/wordpress"] / "seed-catalogue.php").is_file()
@@ -286,8 +314,8 @@ def test_scripts_run_by_containers_exist_and_are_mounted(services):
     # from the TAP image, with every password variable the contract names.
     users = services["es-users"]
     assert users["image"] == services["process-orders"]["image"]
-    assert users["command"] == ["tap", "es", "security"]
-    assert set(security.password_variables().values()) <= set(users["environment"])
+    assert users["command"] == [*SECRETS_ENV, "tap", "es", "security"]
+    assert set(cm.secret_files(users)) == set(security.password_variables().values())
 
 
 # ── names, ports and versions = contracts/settings.toml ──────────────────────────────────
@@ -391,14 +419,15 @@ def test_kafka_is_a_single_kraft_node_as_specified(services):
     ports = SETTINGS["ports"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
+    # The controller listener answers on the container's loopback only (it is plain).
     assert listeners == {
         "INTERNAL": ":19092",
         "HOST": ":9092",
-        "CONTROLLER": f":{ports['kafka_controller']}",
+        "CONTROLLER": f"localhost:{ports['kafka_controller']}",
     }
     advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     assert advertised == {"INTERNAL": "kafka:19092", "HOST": f"localhost:{ports['kafka']}"}
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"1@kafka:{ports['kafka_controller']}"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"1@localhost:{ports['kafka_controller']}"
     assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     for key in (
@@ -528,16 +557,15 @@ def test_spark_jobs_get_the_documented_environment(services):
     }
     for name, command in jobs.items():
         service = services[name]
-        assert service["command"] == command
+        assert service["command"] == [*SECRETS_ENV, *command]
         env = service["environment"]
         assert env["TAP_KAFKA_BOOTSTRAP"] == cm.KAFKA_INTERNAL_BOOTSTRAP
         assert env["TAP_SPARK_JARS"] == jars
         assert env["TAP_MODEL_DIR"] == "/models/current"
-        if name == "process-orders":  # the only stage that hashes with the key
-            key = cm.read_env_file(cm.ENV_EXAMPLE)["TAP_CUSTOMER_KEY"]
-            assert env["TAP_CUSTOMER_KEY"] == key
-        else:
-            assert "TAP_CUSTOMER_KEY" not in env
+        files = cm.secret_files(service)
+        # the only stage that hashes with the key; never in the environment
+        assert ("TAP_CUSTOMER_KEY" in files) == (name == "process-orders")
+        assert "TAP_CUSTOMER_KEY" not in env
         volumes = {v["target"]: v for v in service["volumes"]}
         checkpoint_root = "/" + env["TAP_CHECKPOINT_DIR"].strip("/").split("/")[0]
         assert volumes[checkpoint_root]["type"] == "volume"
@@ -558,7 +586,8 @@ def test_spark_jobs_get_the_documented_environment(services):
 
 
 def test_tap_commands_of_the_setup_containers(services):
-    assert services["topics"]["command"] == ["tap", "topics", "create"]
+    assert services["topics"]["command"] == [*SECRETS_ENV, "tap", "topics", "create"]
+    assert services["kafka-users"]["command"] == [*SECRETS_ENV, "tap", "kafka", "security"]
     assert services["model-train"]["command"] == [
         "tap",
         "model",
@@ -569,11 +598,13 @@ def test_tap_commands_of_the_setup_containers(services):
     assert {v["target"]: v["source"] for v in services["model-train"]["volumes"]}[
         "/models"
     ] == "models"
-    assert services["es-templates"]["command"] == ["tap", "es", "setup"]
+    assert services["es-templates"]["command"] == [*SECRETS_ENV, "tap", "es", "setup"]
     templates_env = services["es-templates"]["environment"]
     assert templates_env["TAP_ES_URL"] == "http://elasticsearch:9200"
-    assert templates_env["TAP_ES_USER"] and templates_env["TAP_ES_PASSWORD"]
+    assert templates_env["TAP_ES_USER"] == contracts.es_user("setup")
+    assert cm.secret_files(services["es-templates"]) == {"TAP_ES_PASSWORD": "TAP_SETUP_PASSWORD"}
     assert services["kibana-import"]["command"] == [
+        *SECRETS_ENV,
         "tap",
         "kibana",
         "import",
@@ -649,11 +680,8 @@ def test_the_program_check_catches_a_binary_the_image_lacks():
     }
     assert cm.missing_programs(service) == ["healthcheck: wget"]
     service["healthcheck"]["test"] = ["CMD-SHELL", "V=1 busybox wget -q -O - http://x/ | grep ok"]
-    assert cm.missing_programs(service) == [
-        "healthcheck: /bin/sh",
-        "healthcheck: busybox",
-        "healthcheck: grep",
-    ]
+    # (/bin/sh is there: the -debug image is Debian, where dash is Essential.)
+    assert cm.missing_programs(service) == ["healthcheck: busybox", "healthcheck: grep"]
     assert cm.missing_programs({**service, "image": "fluent/fluent-bit:9.9.9"})
     assert cm.shell_programs(
         "A=1 exec x -f 'a | b' >/dev/null 2>&1 && y; test -f z || (cd / && exec w \"$@\")"
@@ -840,10 +868,9 @@ def test_shellcheck_is_clean():
     assert result.returncode == 0, result.stdout
 
 
-def test_init_env_generates_secrets_once(tmp_path):
-    target = tmp_path / ".env"
-    run = ["bash", str(cm.INIT_ENV), str(cm.ENV_EXAMPLE), str(target)]
-    subprocess.run(run, check=True, capture_output=True)
+def test_init_env_generates_settings_and_secret_files_once(tmp_path):
+    run_init_env(tmp_path)
+    target, folder = tmp_path / ".env", tmp_path / "secrets"
     values = cm.read_env_file(target)
     example = cm.read_env_file(cm.ENV_EXAMPLE)
     assert set(values) == set(example)
@@ -852,13 +879,62 @@ def test_init_env_generates_secrets_once(tmp_path):
         if not value.startswith("CHANGE_ME"):
             assert values[key] == value, key  # ports, versions, user names untouched
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", values["KAFKA_CLUSTER_ID"])
-    assert len(values["KIBANA_ENCRYPTION_KEY"]) >= 32
-    secrets = [k for k, v in example.items() if v.startswith("CHANGE_ME")]
-    assert len({values[k] for k in secrets}) == len(secrets)
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
-    before = target.read_text(encoding="utf-8")
-    subprocess.run(run, check=True, capture_output=True)
-    assert target.read_text(encoding="utf-8") == before, "init-env must never overwrite .env"
+    # No secret in .env: each is a file named as the compose file declares it.
+    assert not declared_secrets() & set(example)
+    assert {p.name for p in folder.iterdir()} == declared_secrets()
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    secrets = {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir()}
+    for path in folder.iterdir():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path.name
+    assert all(re.fullmatch(r"[A-Za-z0-9]{32,}", v) for v in secrets.values())
+    assert len(set(secrets.values())) == len(secrets), "every secret is drawn on its own"
+    before = {**secrets, ".env": target.read_text(encoding="utf-8")}
+    (folder / "TAP_CEO_PASSWORD").unlink()
+    run_init_env(tmp_path)
+    after = {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir()}
+    assert after.keys() == secrets.keys(), "a missing secret is made again"
+    assert {k: v for k, v in after.items() if k != "TAP_CEO_PASSWORD"} == {
+        k: v for k, v in before.items() if k not in {"TAP_CEO_PASSWORD", ".env"}
+    }, "init-env never overwrites a secret"
+    assert target.read_text(encoding="utf-8") == before[".env"], "nor .env"
+
+
+def test_init_env_keeps_the_passwords_of_an_older_env(tmp_path):
+    """An .env of the former layout (secrets inside) keeps its stack working: each secret
+    still missing takes the value that .env holds, once."""
+    (tmp_path / ".env").write_text(
+        cm.ENV_EXAMPLE.read_text(encoding="utf-8").replace("CHANGE_ME_CLUSTER_ID", "x" * 22)
+        + "ELASTIC_PASSWORD=kept-from-before\n",
+        encoding="utf-8",
+    )
+    result = run_init_env(tmp_path)
+    assert (tmp_path / "secrets" / "ELASTIC_PASSWORD").read_text() == "kept-from-before"
+    assert "ELASTIC_PASSWORD taken from" in result.stdout
+
+
+def test_kibana_has_three_distinct_encryption_keys_of_32_characters_or_more(services, tmp_path):
+    """xpack.security.encryptionKey, xpack.encryptedSavedObjects.encryptionKey and
+    xpack.reporting.encryptionKey are three settings, each "at least 32 characters"
+    (https://www.elastic.co/guide/en/kibana/8.19/security-settings-kbn.html,
+    .../encrypted-saved-objects-settings... in kibana-settings, .../reporting-settings-kb.html):
+    one key for all three means one leak opens sessions, saved objects and reports at once."""
+    files = cm.secret_files(services["kibana"])
+    # kibana-docker maps these variables to the settings (elastic/dockerfiles v8.19.7
+    # kibana/bin/kibana-docker:297, :363, :407: the list it turns into --setting=value).
+    keys = {
+        "XPACK_SECURITY_ENCRYPTIONKEY": files["XPACK_SECURITY_ENCRYPTIONKEY"],
+        "XPACK_ENCRYPTEDSAVEDOBJECTS_ENCRYPTIONKEY": files[
+            "XPACK_ENCRYPTEDSAVEDOBJECTS_ENCRYPTIONKEY"
+        ],
+        "XPACK_REPORTING_ENCRYPTIONKEY": files["XPACK_REPORTING_ENCRYPTIONKEY"],
+    }
+    assert len(set(keys.values())) == 3, "three secrets, not one value three times"
+    assert not any(k in (services["kibana"].get("environment") or {}) for k in keys)
+    run_init_env(tmp_path)
+    values = [(tmp_path / "secrets" / source).read_text() for source in keys.values()]
+    assert len(set(values)) == 3
+    assert all(len(v) >= 32 for v in values)
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -894,8 +970,11 @@ def test_es_users_container_applies_the_contract_roles_and_users(services):
     _Recorder.requests = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    # What secrets-env exports in the container: each secret file as its variable.
     env = {k: str(v) for k, v in services["es-users"]["environment"].items()}
+    passwords = {name: f"{name.lower()}-pw" for name in cm.secret_files(services["es-users"])}
     env.update(
+        passwords,
         TAP_ES_URL=f"http://127.0.0.1:{server.server_address[1]}",
         ELASTIC_PASSWORD="elastic-pw",
         KIBANA_SYSTEM_PASSWORD='kib"ana\\pw',
@@ -924,7 +1003,7 @@ def test_es_users_container_applies_the_contract_roles_and_users(services):
         assert env_example[f"{variable}_USER"] == user, "compose/.env names the contract's user"
         body = calls[("PUT", f"/_security/user/{user}")]
         assert body["roles"] == security.users()[user]
-        assert body["password"] == services["es-users"]["environment"][f"{variable}_PASSWORD"]
+        assert body["password"] == passwords[f"{variable}_PASSWORD"]
     by_path = {path: body for (_, path), body in calls.items()}
     assert by_path["/_security/user/kibana_system/_password"] == {"password": 'kib"ana\\pw'}
 
@@ -957,7 +1036,7 @@ def fake_docker(tmp_path):
     docker.write_text(FAKE_DOCKER, encoding="utf-8")
     docker.chmod(0o755)
     compose_dir = tmp_path / "compose"
-    shutil.copytree(cm.COMPOSE_DIR, compose_dir, ignore=shutil.ignore_patterns(".env"))
+    shutil.copytree(cm.COMPOSE_DIR, compose_dir, ignore=shutil.ignore_patterns(".env", "secrets"))
     log = tmp_path / "docker.log"
 
     def run(*args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
 import compose_model as cm  # noqa: E402
 
+from tapstack import contracts  # noqa: E402
 from tapstack.loader import dead_letters, documents, es_loader  # noqa: E402
 
 lc = cm.load_module(cm.ROOT / "tests" / "tools" / "logstash_config.py", "tap_logstash_config")
@@ -39,7 +40,11 @@ TEMPLATES = {
     for role in ("orders", "lines")
 }
 ORDER_SCHEMA = json.loads((cm.ROOT / "contracts" / "order.schema.json").read_text("utf-8"))
-ENV = {"TAP_LOGSTASH_PASSWORD": "secret"}
+ENV = {
+    "TAP_LOGSTASH_PASSWORD": "secret",
+    "TAP_KAFKA_USER": "tap_loader",
+    "TAP_KAFKA_PASSWORD": "kafka-secret",
+}
 # A ruby filter's path as Logstash sees it (compose mounts logstash/pipeline there) -> the file.
 SCRIPTS = {f"/usr/share/logstash/pipeline/{path.name}": path for path in PIPELINE_DIR.glob("*.rb")}
 
@@ -173,7 +178,10 @@ def test_endpoints_and_credentials_come_from_the_environment(config):
         services = cm.resolved_model("*")["services"]
     except cm.ValidatorUnavailable as exc:
         pytest.skip(str(exc))
-    env = services["logstash"]["environment"]
+    service = services["logstash"]
+    # The container's environment: compose's, plus each secret file as its variable
+    # (compose/scripts/secrets-env runs before the image's entrypoint).
+    env = {**service["environment"], **{name: "x" for name in cm.secret_files(service)}}
     kafkas = config.plugins("input", "kafka") + config.plugins("output", "kafka")
     for kafka in kafkas:
         assert kafka.get("bootstrap_servers") == "${TAP_KAFKA_BOOTSTRAP:kafka:19092}"
@@ -189,6 +197,57 @@ def test_endpoints_and_credentials_come_from_the_environment(config):
     [lookup] = config.plugins("filter", "http")
     assert lc.substitute_env(lookup.get("url"), env).startswith("http://elasticsearch:9200/")
     assert env["TAP_LOGSTASH_PASSWORD"], "compose passes the writer's password"
+    assert "TAP_LOGSTASH_PASSWORD" not in service["environment"], "as a file, not a variable"
+
+
+def test_logstash_reads_kafka_as_the_loader_with_scram(config):
+    """Input and dead-letter output log in as the loader of contracts/security.toml, whose
+    grants are: read Topic_Dashboard in the loader's group, write the dead letters. Options of
+    logstash-integration-kafka (lib/logstash/inputs/kafka.rb:221, 243, 265; outputs/kafka.rb:
+    152, 174, 196); a ${VAR} inside a string is replaced from the environment (elastic/logstash
+    logstash-core/lib/logstash/util/substitution_variables.rb:53-80, gsub over the value)."""
+    try:
+        service = cm.resolved_model("*")["services"]["logstash"]
+    except cm.ValidatorUnavailable as exc:
+        pytest.skip(str(exc))
+    security = contracts.security()["kafka"]
+    loader = security["users"]["loader"]
+    assert service["environment"]["TAP_KAFKA_USER"] == loader
+    assert cm.secret_files(service) == {
+        "TAP_LOGSTASH_PASSWORD": "TAP_LOGSTASH_PASSWORD",
+        "TAP_KAFKA_PASSWORD": security["password_variables"]["loader"],
+    }
+    assert service["entrypoint"][:2] == ["/bin/sh", "/tap/secrets-env"]
+    env = {"TAP_KAFKA_USER": loader, "TAP_KAFKA_PASSWORD": "pw"}
+    for kafka in config.plugins("input", "kafka") + config.plugins("output", "kafka"):
+        assert kafka.get("security_protocol") == "SASL_PLAINTEXT"
+        assert kafka.get("sasl_mechanism") == security["mechanism"]
+        jaas = lc.substitute_env(kafka.get("sasl_jaas_config"), env)
+        assert jaas == (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required"
+            f" username='{loader}' password='pw';"
+        )
+    # The group the loader is granted ("@loader" = [consumer_groups] loader).
+    assert security["grants"]["loader"]["groups"] == ["@loader"]
+    [kafka] = config.plugins("input", "kafka")
+    assert kafka.get("group_id") == SETTINGS["consumer_groups"]["loader"]
+
+
+def test_the_writer_needs_no_index_management(config):
+    """The writer's role (contracts/security.toml tap_writer) has no `manage`, which includes
+    deleting the index: Logstash must not manage templates or ILM, which would need it
+    (logstash-output-elasticsearch docs, manage_template: "requires manage_index_templates",
+    ilm_enabled: ILM setup needs manage_ilm; https://www.elastic.co/guide/en/logstash/8.19/
+    plugins-outputs-elasticsearch.html). `tap es setup` installs the templates as tap_setup."""
+    role = contracts.security()["elasticsearch"]["roles"]["tap_writer"]
+    privileges = {p for grant in role["indices"] for p in grant["privileges"]}
+    assert not privileges & {"manage", "all", "delete", "delete_index"}
+    assert set(role["cluster"]) == {"monitor"}
+    for output in config.plugins("output", "elasticsearch"):
+        assert output.get("manage_template") == lc.Bareword("false")
+        assert output.get("ilm_enabled") == "false"
+        assert output.get("data_stream") == "false"
+        assert output.get("action") == "create"
 
 
 def test_outputs_are_the_two_indices_and_the_dead_letter_topic(config):

@@ -236,6 +236,7 @@ IMAGE_BINARIES: dict[str, dict[str, str]] = {
         "curl": f"{_FLUENT_BIT}:216 (debug stage FROM debian:trixie-slim), :260 (apt-get"
         " install ... curl); no wget or busybox in :237-268",
         "bash": f"{_FLUENT_BIT}:257",
+        "/bin/sh": f"{_DEBIAN_ESSENTIAL}; {_FLUENT_BIT}:216 (debug stage FROM debian:trixie-slim)",
     },
     "apache/kafka:4.1.1": {
         "/bin/sh": f"{_ALPINE_BUSYBOX}; {_KAFKA}:44 FROM eclipse-temurin:21-jre-alpine",
@@ -343,6 +344,17 @@ def service_programs(service: dict[str, Any]) -> dict[str, list[str]]:
         "entrypoint": _command_programs(service.get("entrypoint") or []),
         "command": _command_programs(service.get("command") or []),
     }
+
+
+def secret_files(service: dict[str, Any]) -> dict[str, str]:
+    """The files compose puts in /run/secrets of a service -> the secret each one holds. The
+    resolved model writes a short-syntax secret's target as /run/secrets/NAME and keeps a
+    relative long-syntax target as given (both land in /run/secrets)."""
+    files = {}
+    for secret in service.get("secrets") or []:
+        target = secret.get("target") or secret["source"]
+        files[target.removeprefix("/run/secrets/")] = secret["source"]
+    return files
 
 
 def missing_programs(service: dict[str, Any], extra: list[str] = ()) -> list[str]:
