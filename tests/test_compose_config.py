@@ -1113,3 +1113,291 @@ def test_tap_compose_demo_runs_the_stages_in_order(fake_docker):
     assert steps == ["up ingest", "up processing", "shop", "stop", "stop", "up presentation"]
     assert "Kibana dashboard  http://localhost:5601" in result.stdout
     assert "Shop (Garderobe)  http://localhost:8000" in result.stdout
+
+
+# ── security: networks, secrets, Kafka SASL/SCRAM (docs/security.md, issue 16) ─────────────
+
+SHOP = {"db", "wordpress", "wp-setup", "shopper"}
+BACKENDS = {"kafka", "elasticsearch"}
+KAFKA = contracts.security()["kafka"]
+# Service -> the Kafka user (role of contracts/security.toml [kafka]) it logs in as.
+KAFKA_CLIENTS = {
+    "fluent-bit": "collector",
+    "process-orders": "process_orders",
+    "behaviour": "behaviour",
+    "logstash": "loader",
+    "kafka-users": "admin",
+    "topics": "admin",
+}
+
+
+def _networks(service: dict) -> set[str]:
+    return set(service.get("networks") or {})
+
+
+def test_the_shop_has_no_route_to_kafka_or_elasticsearch(services):
+    """No shop service shares a network with Kafka or Elasticsearch, and no service joins the
+    default network or the host's (every service names its networks, or has none at all)."""
+    for name, service in services.items():
+        mode = service.get("network_mode")
+        assert _networks(service) or mode == "none", f"{name} would join the default network"
+        assert mode in (None, "none"), f"{name}: network_mode {mode}"
+    backend_networks = set().union(*(_networks(services[b]) for b in BACKENDS))
+    for name in SHOP:
+        assert _networks(services[name]), name
+        shared = _networks(services[name]) & backend_networks
+        assert not shared, f"{name} shares {shared} with Kafka or Elasticsearch"
+    # Fluent Bit reads the shop's log through the orders-log volume, not over the network.
+    assert not _networks(services["fluent-bit"]) & _networks(services["wordpress"])
+    on_both = [n for n, s in services.items() if {"shop", "pipeline"} <= _networks(s)]
+    assert on_both == [], "no service bridges the two networks"
+
+
+def test_no_secret_is_a_variable_of_the_compose_model(cli_env):
+    """With a generated .env and secrets, `docker compose config` shows no secret value: the
+    values reach containers only as files."""
+    folder = cli_env.parent / "secrets"
+    values = {p.read_text(encoding="utf-8") for p in folder.iterdir()}
+    result = _cli(cli_env, ["*"], "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert not [v for v in values if v in result.stdout]
+    model = json.loads(result.stdout)
+    for name, service in model["services"].items():
+        for variable in service.get("environment") or {}:
+            if variable == "MARIADB_RANDOM_ROOT_PASSWORD":  # a switch ("1"), not a password
+                continue
+            if re.search(r"PASSWORD|ENCRYPTIONKEY|CUSTOMER_KEY", variable):
+                assert variable.endswith("_FILE"), f"{name}: {variable} is a variable"
+
+
+def test_every_declared_secret_is_used_and_init_env_makes_them_all(services, tmp_path):
+    used = {s["source"] for service in services.values() for s in service.get("secrets") or []}
+    assert used == declared_secrets()
+    for name, secret in cm.raw_compose()["secrets"].items():
+        # tap-compose exports compose/secrets/NAME as NAME for `environment:` secrets.
+        assert secret == {"environment": name}, name
+    run_init_env(tmp_path)
+    assert {p.name for p in (tmp_path / "secrets").iterdir()} == declared_secrets()
+
+
+def test_each_secret_reaches_only_the_containers_that_use_it(services):
+    holders: dict[str, set[str]] = {}
+    for name, service in services.items():
+        for source in cm.secret_files(service).values():
+            holders.setdefault(source, set()).add(name)
+    variables = KAFKA["password_variables"]
+    # Each Kafka user's password: its client and the setup container that creates the user.
+    for service, role in KAFKA_CLIENTS.items():
+        if role != "admin":
+            assert holders[variables[role]] == {service, "kafka-users"}, role
+    assert holders[variables["viewer"]] == {"kafka-ui", "kafka-users"}
+    assert holders[variables["admin"]] == {"kafka", "kafka-users", "topics"}
+    assert holders["TAP_CUSTOMER_KEY"] == {"process-orders"}
+    assert holders["ELASTIC_PASSWORD"] == {"elasticsearch", "es-users"}
+    assert holders["TAP_LOGSTASH_PASSWORD"] == {"logstash", "es-users"}
+    assert holders["KIBANA_SYSTEM_PASSWORD"] == {"kibana", "es-users"}
+    assert holders["TAP_SETUP_PASSWORD"] == {"es-users", "es-templates", "kibana-import"}
+    assert holders["WORDPRESS_DB_PASSWORD"] == {"db", "wordpress", "wp-setup"}
+    for name in SHOP - {"db", "wordpress", "wp-setup"}:
+        assert name not in set().union(*holders.values()), f"{name} holds a secret"
+
+
+def test_images_that_read_a_file_get_one_and_the_others_start_through_secrets_env(services):
+    # *_FILE, read by the image itself: MariaDB's file_env (MariaDB/mariadb-docker 1b6429ba
+    # 11.8/docker-entrypoint.sh:25-48), WordPress's getenv_docker (docker-library/wordpress
+    # bf223d1c latest/php8.3/apache/wp-config-docker.php:29-30), Elasticsearch's
+    # elasticsearch-env-from-file (elastic/elasticsearch distribution/src/bin/, which demands
+    # mode 400 or 600; the image runs as uid 1000: elastic/dockerfiles v8.19.7
+    # elasticsearch/Dockerfile:152).
+    mariadb = services["db"]["environment"]
+    assert mariadb["MARIADB_PASSWORD_FILE"] == "/run/secrets/WORDPRESS_DB_PASSWORD"
+    assert services["wordpress"]["environment"]["WORDPRESS_DB_PASSWORD_FILE"] == (
+        "/run/secrets/WORDPRESS_DB_PASSWORD"
+    )
+    es = services["elasticsearch"]
+    assert es["environment"]["ELASTIC_PASSWORD_FILE"] == "/run/secrets/ELASTIC_PASSWORD"
+    [secret] = es["secrets"]
+    assert (secret["uid"], secret["gid"], int(str(secret["mode"]), 8)) == ("1000", "0", 0o400)
+    assert "$(cat /run/secrets/ELASTIC_PASSWORD)" in " ".join(es["healthcheck"]["test"])
+    readers = {"db", "wordpress", "elasticsearch", "kafka"}  # kafka: kafka-start reads its file
+    for name, service in services.items():
+        if not service.get("secrets") or name in readers:
+            continue
+        start = service.get("entrypoint") or service.get("command")
+        assert start[:2] == SECRETS_ENV, f"{name} has secrets but does not export them"
+        mounts = {v["target"]: v for v in service["volumes"]}
+        assert Path(mounts["/tap/secrets-env"]["source"]) == SECRETS_ENV_SCRIPT
+        assert mounts["/tap/secrets-env"]["read_only"]
+
+
+def _secrets_env(tmp_path: Path, files: dict[str, str], shell: tuple[str, ...] = ("sh",)):
+    folder = tmp_path / "run-secrets"
+    folder.mkdir()
+    for name, value in files.items():
+        (folder / name).write_text(value, encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "TAP_SECRETS_RUN_DIR": str(folder)}
+    return subprocess.run(
+        [*shell, str(SECRETS_ENV_SCRIPT), "env"], env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("shell", [("sh",), ("dash",), ("bash",), ("busybox", "sh")], ids=str)
+def test_secrets_env_exports_each_file_as_its_variable(tmp_path, shell):
+    """The script runs under the images' /bin/sh: BusyBox ash (Alpine), dash (Debian, Ubuntu)."""
+    if shutil.which(shell[0]) is None:
+        pytest.skip(f"{shell[0]} is not installed")
+    files = {"TAP_KAFKA_PASSWORD": "p4ss word\n", "XPACK_SECURITY_ENCRYPTIONKEY": "k" * 48}
+    result = _secrets_env(tmp_path, files, shell)
+    assert result.returncode == 0, result.stderr
+    exported = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert exported["TAP_KAFKA_PASSWORD"] == "p4ss word", "the trailing newline is dropped"
+    assert exported["XPACK_SECURITY_ENCRYPTIONKEY"] == "k" * 48
+
+
+def test_secrets_env_refuses_a_file_not_named_like_a_variable(tmp_path):
+    result = _secrets_env(tmp_path, {"not-a-name": "x"})
+    assert result.returncode == 2
+    assert "not named like a variable" in result.stderr
+    assert subprocess.run(["sh", str(SECRETS_ENV_SCRIPT)], capture_output=True).returncode == 2
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_the_container_scripts_pass_shellcheck():
+    for script, shell in ((SECRETS_ENV_SCRIPT, "sh"), (KAFKA_START, "bash")):
+        result = subprocess.run(
+            ["shellcheck", "-s", shell, str(script)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout
+
+
+def test_the_broker_authenticates_every_client_and_denies_what_is_not_granted(services):
+    """SASL/SCRAM on both client listeners, the contract's mechanism, KRaft's
+    StandardAuthorizer (org.apache.kafka.metadata.authorizer.StandardAuthorizer, apache/kafka
+    metadata/src/main/java/.../authorizer/StandardAuthorizer.java) with no allow-if-no-ACL, and the
+    contract's admin as the super user. ANONYMOUS is a super user too, for the broker's own
+    requests to its controller (docs/security.html:1293-1300): the only plain listener is the
+    controller's, bound to the container's loopback."""
+    env = services["kafka"]["environment"]
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert protocols == {
+        "INTERNAL": "SASL_PLAINTEXT",
+        "HOST": "SASL_PLAINTEXT",
+        "CONTROLLER": "PLAINTEXT",
+    }
+    listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
+    assert listeners["CONTROLLER"].startswith("localhost:")
+    plain = [name for name, protocol in protocols.items() if protocol == "PLAINTEXT"]
+    assert plain == [env["KAFKA_CONTROLLER_LISTENER_NAMES"]]
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == KAFKA["mechanism"]
+    assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == KAFKA["mechanism"]
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"].split(";") == [f"User:{KAFKA['admin']}", "User:ANONYMOUS"]
+    assert env["TAP_KAFKA_ADMIN_USER"] == KAFKA["admin"]
+    # kafka-start formats with the admin's credential and writes the JAAS file KAFKA_OPTS names.
+    assert services["kafka"]["command"] == ["bash", "/tap/kafka-start"]
+    assert "/opt/kafka/config/tap_jaas.conf" in env["KAFKA_OPTS"]
+    assert cm.secret_files(services["kafka"]) == {
+        "KAFKA_ADMIN_PASSWORD": KAFKA["password_variables"]["admin"]
+    }
+    mounts = {v["target"]: v for v in services["kafka"]["volumes"]}
+    assert Path(mounts["/tap/kafka-start"]["source"]) == KAFKA_START
+    health = " ".join(services["kafka"]["healthcheck"]["test"])
+    assert "--command-config /opt/kafka/config/tap-admin.properties" in health
+
+
+def test_kafka_start_formats_with_the_properties_the_image_would_write(services, tmp_path):
+    """The image maps KAFKA_FOO_BAR to foo.bar, ___ to - and __ to _ (apache/kafka
+    core/src/main/scala/kafka/docker/KafkaDockerWrapper.scala:172-187) and leaves out its
+    *_OPTS list (Constants.ExcludeServerPropsEnv); kafka-start formats with the same, and no
+    password is among them (it is never exported)."""
+    env = {k: str(v) for k, v in services["kafka"]["environment"].items()}
+    env.update(PATH="/usr/bin:/bin", KAFKA_LISTENER_NAME_INTERNAL_SCRAM___SHA___512_X="y")
+    result = subprocess.run(
+        ["bash", str(KAFKA_START), "--format-properties"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    props = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert props["listener.security.protocol.map"] == env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert props["super.users"] == env["KAFKA_SUPER_USERS"]
+    assert props["sasl.enabled.mechanisms"] == KAFKA["mechanism"]
+    assert props["controller.quorum.voters"] == env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+    assert props["log.dirs"] == env["KAFKA_LOG_DIRS"]
+    assert props["listener.name.internal.scram-sha-512.x"] == "y"
+    assert "opts" not in props and "heap.opts" not in props
+    assert not [k for k in props if "password" in k]
+
+
+def test_kafka_start_refuses_a_password_it_could_not_quote(services, tmp_path):
+    secret = tmp_path / "KAFKA_ADMIN_PASSWORD"
+    secret.write_text('a"b', encoding="utf-8")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TAP_KAFKA_ADMIN_USER": KAFKA["admin"],
+        "TAP_KAFKA_ADMIN_SECRET": str(secret),
+        "TAP_KAFKA_CONFIG_DIR": str(tmp_path),
+    }
+    result = subprocess.run(["bash", str(KAFKA_START)], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "must be" in result.stderr
+    assert not (tmp_path / "tap_jaas.conf").exists()
+
+
+def test_each_kafka_client_logs_in_as_its_own_user(services):
+    users = {**KAFKA["users"], "admin": KAFKA["admin"]}
+    variables = KAFKA["password_variables"]
+    for name, role in KAFKA_CLIENTS.items():
+        service = services[name]
+        assert service["environment"]["TAP_KAFKA_USER"] == users[role], name
+        assert "TAP_KAFKA_PASSWORD" not in service["environment"], name
+        assert cm.secret_files(service)["TAP_KAFKA_PASSWORD"] == variables[role], name
+        assert service["depends_on"]["kafka-users" if name != "kafka-users" else "kafka"]
+    # kafka-users creates every user: it holds every password under the contract's names.
+    files = cm.secret_files(services["kafka-users"])
+    assert set(variables.values()) <= set(files)
+    assert all(files[v] == v for v in variables.values())
+    # The tap code's clients read TAP_KAFKA_USER / TAP_KAFKA_PASSWORD (tapstack/kafka_clients.py).
+    assert services["topics"]["depends_on"]["kafka-users"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_kafka_ui_reads_as_the_viewer_and_masks_e_mails(services):
+    ui = services["kafka-ui"]
+    env = ui["environment"]
+    viewer = KAFKA["users"]["viewer"]
+    # kafbat/kafka-ui v1.5.0 documentation/compose/ui-sasl.yaml:15-17 (the client properties).
+    assert env["KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert env["KAFKA_CLUSTERS_0_PROPERTIES_SASL_MECHANISM"] == KAFKA["mechanism"]
+    jaas = env["KAFKA_CLUSTERS_0_PROPERTIES_SASL_JAAS_CONFIG"]
+    variable = KAFKA["password_variables"]["viewer"]
+    assert jaas == (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        f' username="{viewer}" password="${{{variable}}}";'
+    ), "a Spring placeholder, resolved from the variable secrets-env exports"
+    assert cm.secret_files(ui) == {
+        variable: variable,
+        "SPRING_SECURITY_USER_PASSWORD": "KAFKA_UI_PASSWORD",
+    }
+    # The viewer cannot read the dead letters (the contract), and the UI is read-only.
+    assert "dead_letter" not in KAFKA["grants"]["viewer"]["read"]
+    assert env["KAFKA_CLUSTERS_0_READONLY"] == "true"
+    # Data masking: ClustersProperties.Masking (type, fields, topicValuesPattern; v1.5.0
+    # api/src/main/java/io/kafbat/ui/config/ClustersProperties.java:221-234), bound by Spring
+    # from KAFKA_CLUSTERS_0_MASKING_0_*; the pattern must match the whole topic name
+    # (DataMasking.java:34-37, Pattern.matcher(topic).matches()); fields are matched at any
+    # depth (policies/Mask.java:55-74), and the schema's e-mail is customer.email.
+    assert env["KAFKA_CLUSTERS_0_MASKING_0_TYPE"] == "MASK"
+    assert env["KAFKA_CLUSTERS_0_MASKING_0_FIELDS_0"] == "email"
+    pattern = re.compile(env["KAFKA_CLUSTERS_0_MASKING_0_TOPICVALUESPATTERN"])
+    assert pattern.fullmatch(SETTINGS["topics"]["purchase"])
+    assert pattern.fullmatch(SETTINGS["topics"]["dead_letter"])
+    assert not pattern.fullmatch(SETTINGS["topics"]["dashboard"])
+    schema = json.loads((cm.ROOT / "contracts" / "order.schema.json").read_text(encoding="utf-8"))
+    assert "email" in schema["properties"]["customer"]["properties"]
+    # The image's own start, after secrets-env (v1.5.0 api/Dockerfile:28).
+    assert ui["command"][:2] == SECRETS_ENV
+    assert "-jar /api.jar" in ui["command"][-1]
