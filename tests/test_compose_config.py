@@ -915,9 +915,10 @@ def test_init_env_keeps_the_passwords_of_an_older_env(tmp_path):
 
 def test_kibana_has_three_distinct_encryption_keys_of_32_characters_or_more(services, tmp_path):
     """xpack.security.encryptionKey, xpack.encryptedSavedObjects.encryptionKey and
-    xpack.reporting.encryptionKey are three settings, each "at least 32 characters"
-    (https://www.elastic.co/guide/en/kibana/8.19/security-settings-kbn.html,
-    .../encrypted-saved-objects-settings... in kibana-settings, .../reporting-settings-kb.html):
+    xpack.reporting.encryptionKey are three settings, each a string of 32 characters or more
+    (https://www.elastic.co/guide/en/kibana/8.19/using-kibana-with-security.html "any text
+    string that is 32 characters or longer", which points to the reporting and saved-objects
+    keys as well; .../xpack-security-secure-saved-objects.html, "min-32-byte-long"):
     one key for all three means one leak opens sessions, saved objects and reports at once."""
     files = cm.secret_files(services["kibana"])
     # kibana-docker maps these variables to the settings (elastic/dockerfiles v8.19.7
@@ -1011,6 +1012,9 @@ def test_es_users_container_applies_the_contract_roles_and_users(services):
 # tap-compose, driven against a stand-in for the docker CLI that records its arguments.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 printf '%s\n' "$*" >> "$TAP_FAKE_DOCKER_LOG"
+# The calls made with the secret files loaded (tap-compose exports them for compose).
+[[ -n "${TAP_CEO_PASSWORD:-}" && -n "${KIBANA_REPORTING_ENCRYPTION_KEY:-}" ]] &&
+  printf '%s\n' "$*" >> "$TAP_FAKE_DOCKER_LOG.secrets"
 args=" $* "
 case "$args" in
   *" compose version "*) echo "Docker Compose version v2.40.0" ;;
@@ -1095,6 +1099,20 @@ def test_tap_compose_down_status_and_stop(fake_docker):
     result, calls = run("stop", "processing")
     assert result.returncode == 0, result.stderr
     assert calls[-1].endswith("stop behaviour process-orders")
+
+
+def test_tap_compose_passes_compose_commands_with_the_secrets_loaded(fake_docker, tmp_path):
+    run, compose_dir = fake_docker
+    result, calls = run("compose", "run", "--rm", "kafka-users")
+    assert result.returncode == 0, result.stderr
+    assert calls[-1].endswith("--profile tools run --rm kafka-users")
+    assert f"--env-file {compose_dir / '.env'}" in calls[-1]
+    with_secrets = (tmp_path / "docker.log.secrets").read_text(encoding="utf-8").splitlines()
+    assert calls[-1] in with_secrets, "compose gets the secret files' values for `secrets:`"
+    folder = compose_dir / "secrets"
+    assert {p.name for p in folder.iterdir()} == declared_secrets()
+    result, _ = run("compose")
+    assert result.returncode == 1 and "usage" in result.stderr
 
 
 def test_tap_compose_demo_runs_the_stages_in_order(fake_docker):
