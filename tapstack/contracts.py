@@ -50,6 +50,38 @@ def order_schema() -> dict[str, Any]:
     return json.loads(ORDER_SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
+# The order contract's JSON Schema keywords, as process_orders (spark/tap_spark/orders.py)
+# treats them; tests/test_contracts.py holds every keyword of order.schema.json to one of these.
+# Checked on every line: a line that breaks one is dead-lettered with the reason.
+ORDER_KEYWORDS_ENFORCED = frozenset(
+    {
+        "type",
+        "required",
+        "properties",
+        "items",
+        "additionalProperties",
+        "const",
+        "minimum",
+        "maximum",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+    }
+)
+# Deliberately not checked, and why (the test oracle drops exactly these from the schema).
+ORDER_KEYWORDS_NOT_ENFORCED = {
+    "format": (
+        "an annotation in draft 2020-12; date-time is enforced through the timestamp's pattern "
+        "and an ISO 8601 parse, and e-mail syntax is WooCommerce's to check at checkout: the "
+        "address is only ever hashed downstream, and an odd one must not cost a paid order"
+    ),
+}
+# Words for people, no constraint on a line.
+ORDER_ANNOTATIONS = frozenset({"$schema", "$id", "title", "description"})
+
+
 def version(component: str) -> str:
     return settings()["versions"][component]
 

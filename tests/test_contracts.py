@@ -14,3 +14,26 @@ from tapstack import contracts
 def test_the_trigger_selects_real_time_mode_or_micro_batches(monkeypatch, trigger, interval):
     monkeypatch.setenv("TAP_TRIGGER", trigger)
     assert contracts.real_time_interval() == interval
+
+
+def _keywords(node: dict) -> set[str]:
+    """Every JSON Schema keyword used in a schema node and the nodes below it (the names under
+    "properties" are field names, not keywords)."""
+    found = set(node)
+    for child in node.get("properties", {}).values():
+        found |= _keywords(child)
+    if isinstance(node.get("items"), dict):
+        found |= _keywords(node["items"])
+    return found
+
+
+def test_every_keyword_of_the_order_contract_is_enforced_or_listed_as_not():
+    used = _keywords(contracts.order_schema())
+    known = (
+        contracts.ORDER_KEYWORDS_ENFORCED
+        | set(contracts.ORDER_KEYWORDS_NOT_ENFORCED)
+        | contracts.ORDER_ANNOTATIONS
+    )
+    assert used - known == set(), "decide: enforce it in spark/tap_spark/orders.py, or list why not"
+    assert not contracts.ORDER_KEYWORDS_ENFORCED & set(contracts.ORDER_KEYWORDS_NOT_ENFORCED)
+    assert all(why.strip() for why in contracts.ORDER_KEYWORDS_NOT_ENFORCED.values())

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from tap_spark.orders import Rules, analysis_columns, enrich, parse_lines
-from tapstack.contracts import order_schema
+from tapstack.contracts import ORDER_KEYWORDS_NOT_ENFORCED, order_schema
 from tapstack.simulator import Simulator
 
 pytestmark = pytest.mark.spark
@@ -35,13 +35,13 @@ RULES = Rules.from_settings()
 
 
 def _relaxed_schema() -> dict:
-    """The contract without what the Spark stage deliberately tolerates: unknown fields
-    (collectors add some), string lengths and e-mail syntax (checked nowhere downstream)."""
+    """The contract without the keywords the Spark stage deliberately does not enforce (one
+    list, with the reasons: tapstack.contracts.ORDER_KEYWORDS_NOT_ENFORCED)."""
     schema = copy.deepcopy(order_schema())
 
     def strip(node):
         if isinstance(node, dict):
-            for key in ("additionalProperties", "maxLength", "maxItems", "format", "minLength"):
+            for key in ORDER_KEYWORDS_NOT_ENFORCED:
                 node.pop(key, None)
             for value in node.values():
                 strip(value)
@@ -206,6 +206,15 @@ def _bent(change) -> str:
     return json.dumps(order, separators=(",", ":"))
 
 
+_MAX_ITEMS = order_schema()["properties"]["items"]["maxItems"]
+
+
+def _lines(order: dict, count: int) -> None:
+    """The order with `count` copies of its first line, the total to match."""
+    order["items"] = [copy.deepcopy(order["items"][0]) for _ in range(count)]
+    order["total"] = round(sum(item["total"] for item in order["items"]), 2)
+
+
 # Lines whose merged JSON shape looks right or nearly right: the quick shape check must not let
 # one through that the detailed checks (and the oracle) reject, nor reject a good one.
 NEAR_MISSES = {
@@ -226,6 +235,15 @@ NEAR_MISSES = {
     "schema_version 1.0": lambda o: o.update(schema_version=1.0),
     "a null e-mail": lambda o: o["customer"].update(email=None),
     "an order line that is a list": lambda o: o["items"].append([1, 2]),
+    "an extra field in an order line": lambda o: o["items"][1].update(colour="red"),
+    "an empty product name": lambda o: o["items"][0].update(product_name=""),
+    "a product name at maxLength": lambda o: o["items"][0].update(product_name="é" * 200),
+    "a product name over maxLength": lambda o: o["items"][0].update(product_name="é" * 201),
+    "a payment method over maxLength": lambda o: o.update(payment_method="x" * 65),
+    "a first name over maxLength": lambda o: o["customer"].update(first_name="👗" * 101),
+    "an e-mail over maxLength": lambda o: o["customer"].update(email="a" * 250 + "@x.it"),
+    "maxItems order lines": lambda o: _lines(o, _MAX_ITEMS),
+    "more than maxItems order lines": lambda o: _lines(o, _MAX_ITEMS + 1),
 }
 
 
@@ -240,3 +258,26 @@ def test_near_misses_of_the_contract_shape_are_judged_like_the_oracle(spark):
     assert verdicts == {
         name: oracle_valid(line) for name, line in zip(NEAR_MISSES, lines, strict=True)
     }
+
+
+REASONS = {
+    "an extra field": "unknown field 'note'",
+    "an extra field in customer": "unknown customer field 'last_name'",
+    "an extra field in an order line": "unknown items field 'colour'",
+    "an empty product name": "empty items[].product_name",
+    "a product name over maxLength": "items[].product_name longer than 200 characters",
+    "a payment method over maxLength": "payment_method longer than 64 characters",
+    "a first name over maxLength": "customer.first_name longer than 100 characters",
+    "an e-mail over maxLength": "customer.email longer than 254 characters",
+    "more than maxItems order lines": f"more than {_MAX_ITEMS} items",
+}
+
+
+def test_unknown_fields_lengths_and_line_counts_are_dead_lettered_with_their_reason(spark):
+    lines = [_bent(NEAR_MISSES[name]) for name in REASONS]
+    frame = spark.createDataFrame(
+        [(None, line.encode(), "Topic_Purchase", 0, i) for i, line in enumerate(lines)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    rows = sorted(parse_lines(frame, RULES).collect(), key=lambda r: r.source_offset)
+    assert {name: row.reason for name, row in zip(REASONS, rows, strict=True)} == REASONS

@@ -171,6 +171,89 @@ def _item_reason(variant: Column) -> Column:
     return F.when(F.exists(items, bad), F.lit("malformed item"))
 
 
+def _unknown_field_reasons(line: Column) -> list[Column]:
+    """'unknown field 'x'' for each name the contract does not know (additionalProperties:
+    false), in the order, an object within it or any order line, judged on the line's text.
+    Only lines off the exact shape get here: a line of that shape has no other field."""
+    reasons = []
+
+    def named(unknown: Column, label: str) -> Column:
+        quoted = F.transform(unknown, lambda k: F.concat(F.lit("'"), k, F.lit("'")))
+        text = F.concat(F.lit(f"unknown {label} "), F.array_join(quoted, ", "))
+        return F.when(F.size(unknown) > 0, text)
+
+    def walk(node: dict, path: str, label: str) -> None:
+        known = F.array(*[F.lit(name) for name in node["properties"]])
+        keys = F.json_object_keys(line if path == "$" else F.get_json_object(line, path))
+        if node.get("additionalProperties") is False:
+            reasons.append(named(F.array_except(keys, known), label))
+        for name, child in node["properties"].items():
+            if child["type"] == "object":
+                walk(child, f"{path}.{name}", f"{name} field")
+            elif child["type"] == "array" and child["items"]["type"] == "object":
+                if child["items"].get("additionalProperties") is not False:
+                    continue
+                if any(
+                    c["type"] in ("object", "array") for c in child["items"]["properties"].values()
+                ):
+                    raise ValueError(f"{name}: objects within array items are not checked")
+                texts = F.from_json(F.get_json_object(line, f"{path}.{name}"), "array<string>")
+                each = F.transform(texts, lambda x: F.coalesce(F.json_object_keys(x), F.array()))
+                items_known = F.array(*[F.lit(n) for n in child["items"]["properties"]])
+                unknown = F.array_except(F.flatten(each), items_known)
+                reasons.append(named(unknown, f"{name} field"))
+
+    walk(_schema(), "$", "field")
+    return reasons
+
+
+def _string_fields(node: dict, path: tuple[str, ...] = ()):
+    """(path, node) of every string and array field of the contract; "[]" in a path steps
+    into an array's items."""
+    for name, child in node["properties"].items():
+        here = (*path, name)
+        if child["type"] == "object":
+            yield from _string_fields(child, here)
+        elif child["type"] == "array":
+            yield here, child
+            if child["items"]["type"] == "object":
+                yield from _string_fields(child["items"], (*here, "[]"))
+        elif child["type"] == "string":
+            yield here, child
+
+
+def _size_reasons(order: Column) -> list[Column]:
+    """The contract's minLength, maxLength and maxItems (minItems is "no items" below)."""
+
+    def holds(path: tuple[str, ...], test) -> Column:
+        if "[]" in path:
+            at = path.index("[]")
+            array = functools.reduce(lambda col, n: col[n], path[:at], order)
+            return F.exists(
+                array, lambda x: test(functools.reduce(lambda c, n: c[n], path[at + 1 :], x))
+            )
+        return test(functools.reduce(lambda col, n: col[n], path, order))
+
+    reasons = []
+    for path, node in _string_fields(_schema()):
+        label = ".".join(path).replace(".[]", "[]")
+        if "maxLength" in node:
+            most = node["maxLength"]
+            too_long = holds(path, lambda v, n=most: F.length(v) > n)
+            reasons.append(F.when(too_long, F.lit(f"{label} longer than {most} characters")))
+        if "minLength" in node:
+            least = node["minLength"]
+            too_short = holds(path, lambda v, n=least: F.length(v) < n)
+            text = f"empty {label}" if least == 1 else f"{label} shorter than {least} characters"
+            reasons.append(F.when(too_short, F.lit(text)))
+        if "maxItems" in node:
+            most = node["maxItems"]
+            reasons.append(
+                F.when(holds(path, lambda v, n=most: F.size(v) > n), f"more than {most} {label}")
+            )
+    return reasons
+
+
 def _value_reasons(order: Column, event_time: Column, rules: Rules) -> list[Column]:
     """Impossible values of fields that parsed with the right type (event_time: the
     timestamp read as one)."""
@@ -237,6 +320,7 @@ def _value_reasons(order: Column, event_time: Column, rules: Rules) -> list[Colu
             F.lit("timestamp is not ISO 8601 with an offset"),
         ),
         F.when(F.trim(order["customer"]["email"]) == "", F.lit("empty customer.email")),
+        *_size_reasons(order),
     ]
 
 
@@ -378,7 +462,13 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     typed = with_kinds.select(
         "*",
         F.when(detailed, framing).otherwise(F.array()).alias("framing"),
-        F.when(detailed & is_object, _type_reasons(F.col("kinds"), variant)).alias("type_reasons"),
+        F.when(
+            detailed & is_object,
+            F.concat(
+                _type_reasons(F.col("kinds"), variant),
+                F.array_compact(F.array(*_unknown_field_reasons(F.col("line")))),
+            ),
+        ).alias("type_reasons"),
     )
     # Values are judged only once every type is right (a cast of a wrong type says nothing).
     types_ok = F.col("exact") | ((F.size("framing") == 0) & (F.size("type_reasons") == 0))
