@@ -27,6 +27,7 @@ from tapstack.native.cli import app as stack_app  # noqa: E402
 app.add_typer(stack_app, name="stack", help="Start, inspect and stop the native stack.")
 app.add_typer(pipeline_cli.topics_app, name="topics", help="Kafka topics from the settings.")
 app.add_typer(pipeline_cli.es_app, name="es", help="Elasticsearch index templates and indices.")
+app.add_typer(pipeline_cli.kafka_app, name="kafka", help="Kafka users and ACLs from the contract.")
 app.command(help="Tail the orders log into Topic_Purchase (the native Fluent Bit).")(
     pipeline_cli.collect
 )

@@ -54,6 +54,7 @@ def load() -> None:
 
 topics_app = typer.Typer(no_args_is_help=True)
 es_app = typer.Typer(no_args_is_help=True)
+kafka_app = typer.Typer(no_args_is_help=True)
 
 
 @topics_app.command("create")
@@ -100,6 +101,34 @@ def es_security() -> None:
     admin = connect().options(basic_auth=(admin_user, passwords[admin_user]))
     written = security.apply(admin, passwords)
     say(f"Elasticsearch roles {', '.join(security.roles())} and users {', '.join(written)} set")
+
+
+@kafka_app.command("security")
+@friendly_errors
+def kafka_security() -> None:
+    """Create or update TAP's Kafka users and make the broker's ACLs the contract's (compose's
+    setup container; the native stack runs the same after its broker starts).
+
+    Connects as the admin; each password comes from the variable contracts/security.toml names
+    for it, or from the file named by <VARIABLE>_FILE (Docker secrets)."""
+    from kafka import KafkaAdminClient
+
+    from tapstack import kafka_clients
+    from tapstack import kafka_security as security
+    from tapstack.native.errors import StackError
+
+    passwords, missing = security.from_environment()
+    if missing:
+        raise StackError(f"Set {', '.join(missing)} (or <VARIABLE>_FILE to a file holding it).")
+    admin_user = kafka_clients.admin_user()
+    admin = KafkaAdminClient(
+        **kafka_clients.config((admin_user, passwords[admin_user])), client_id="tap-security"
+    )
+    try:
+        written = security.apply(admin, passwords)
+    finally:
+        admin.close()
+    say(f"Kafka users {', '.join(written)} set; {len(security.wanted())} ACLs, as the contract")
 
 
 @friendly_errors

@@ -29,7 +29,14 @@ os.environ.update(
 )
 os.environ.pop("TAP_KAFKA_BOOTSTRAP", None)
 os.environ.pop("TAP_ES_URL", None)
-for _variable in ("TAP_ES_USER", "TAP_ES_PASSWORD", "TAP_CUSTOMER_KEY"):
+_OWN = (
+    "TAP_ES_USER",
+    "TAP_ES_PASSWORD",
+    "TAP_CUSTOMER_KEY",
+    "TAP_KAFKA_USER",
+    "TAP_KAFKA_PASSWORD",
+)
+for _variable in _OWN:
     os.environ.pop(_variable, None)
 # The test stack's secrets (its users' passwords): the tests' clients act as its admin.
 os.environ["TAP_SECRETS_DIR"] = str(

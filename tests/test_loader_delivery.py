@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.elastic import templates
 from tapstack.loader import documents
 from tapstack.loader.es_loader import Loader, Names
@@ -59,7 +59,7 @@ class Flow:
 
     def produce(self, values: list[bytes], keys: list[bytes | None]) -> list:
         """Send values in order; their RecordMetadata (partition, offset)."""
-        producer = KafkaProducer(bootstrap_servers=contracts.kafka_bootstrap(), acks="all")
+        producer = KafkaProducer(**kafka_clients.config(), acks="all")
         try:
             futures = [
                 producer.send(self.names.topic, key=key, value=value)
@@ -100,7 +100,7 @@ class Flow:
         return {tp.partition: m.offset for tp, m in found.items() if m.offset >= 0}
 
     def ends(self) -> dict[int, int]:
-        consumer = KafkaConsumer(bootstrap_servers=contracts.kafka_bootstrap())
+        consumer = KafkaConsumer(**kafka_clients.config())
         try:
             parts = [
                 TopicPartition(self.names.topic, p)
@@ -133,9 +133,7 @@ class Flow:
             time.sleep(0.2)
 
     def dead_letters(self) -> list[dict]:
-        consumer = KafkaConsumer(
-            bootstrap_servers=contracts.kafka_bootstrap(), enable_auto_commit=False
-        )
+        consumer = KafkaConsumer(**kafka_clients.config(), enable_auto_commit=False)
         try:
             parts = [
                 TopicPartition(self.names.dead_letter, p)
@@ -172,7 +170,7 @@ def _wait_for_topics(topics: list[str], partitions: int) -> None:
     """Until the broker's metadata lists every partition of the new topics: a consumer that
     subscribes earlier joins its group with nothing assigned and asks again only minutes later
     (metadata.max.age.ms)."""
-    consumer = KafkaConsumer(bootstrap_servers=contracts.kafka_bootstrap())
+    consumer = KafkaConsumer(**kafka_clients.config())
     deadline = time.monotonic() + TIMEOUT
     try:
         while True:
@@ -182,7 +180,7 @@ def _wait_for_topics(topics: list[str], partitions: int) -> None:
             assert time.monotonic() < deadline, f"topics not in the metadata: {found}"
             consumer.close()
             time.sleep(0.2)
-            consumer = KafkaConsumer(bootstrap_servers=contracts.kafka_bootstrap())
+            consumer = KafkaConsumer(**kafka_clients.config())
     finally:
         consumer.close()
 

@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.readiness import mark_ready  # noqa: F401  (re-exported for the jobs)
 
 
@@ -18,7 +18,7 @@ def read_topic(spark: SparkSession, topic: str) -> DataFrame:
     """A topic from the earliest offset; a truncated topic does not stop the query."""
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", contracts.kafka_bootstrap())
+        .options(**kafka_clients.spark_source_options())
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "false")
@@ -85,7 +85,7 @@ def write(records: DataFrame, name: str) -> StreamingQuery:
     writer = (
         records.writeStream.format("kafka")
         .queryName(name)
-        .option("kafka.bootstrap.servers", contracts.kafka_bootstrap())
+        .options(**kafka_clients.spark_options())
         .option("kafka.acks", "all")
         .option("kafka.linger.ms", "5")
         # Room for a backlog's records in one request (the default 16 KiB holds ~15 orders);

@@ -29,7 +29,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.bench import latency as calc
 from tapstack.native import processes
 from tapstack.native.stack import Stack
@@ -212,16 +212,15 @@ class Probe:
     def __init__(self, run_dir: Path, checkpoints: Path | None = None):
         self.run_dir = run_dir
         self.checkpoints = checkpoints or run_dir / "checkpoints"
-        bootstrap = contracts.kafka_bootstrap()
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka_clients.config(),
             client_id="tap-bench",
             group_id=None,
             enable_auto_commit=False,
             request_timeout_ms=15000,
         )
         self.admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="tap-bench-admin", request_timeout_ms=15000
+            **kafka_clients.config(), client_id="tap-bench-admin", request_timeout_ms=15000
         )
         self._partitions: dict[str, list[TopicPartition]] = {}
 
@@ -490,7 +489,7 @@ def latency_breakdown(
     start_ms = int((window[0] + wall - 1) * 1000)
     stop_ms = int((max(seen.values()) + 1) * 1000)
     consumer = KafkaConsumer(
-        bootstrap_servers=contracts.kafka_bootstrap(),
+        **kafka_clients.config(),
         client_id="tap-bench-breakdown",
         group_id=None,
         enable_auto_commit=False,

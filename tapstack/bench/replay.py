@@ -37,7 +37,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.bench import latency as calc
 from tapstack.bench.load import OrderLines, Probe
 from tapstack.elastic import templates
@@ -106,7 +106,7 @@ def produce_backlog(
     kafka-python goes (batched, acks=1: the backlog is scratch data)."""
     lines = OrderLines(first_id, seed=seed, stamp=False)
     producer = KafkaProducer(
-        bootstrap_servers=contracts.kafka_bootstrap(),
+        **kafka_clients.config(),
         client_id="tap-bench-backlog",
         acks=1,
         linger_ms=20,
@@ -148,7 +148,7 @@ def output_span(
 ) -> tuple[int | None, int | None]:
     """Timestamps (ms) of the first and last record written to topics since `before`."""
     consumer = KafkaConsumer(
-        bootstrap_servers=contracts.kafka_bootstrap(),
+        **kafka_clients.config(),
         client_id="tap-bench-span",
         group_id=None,
         enable_auto_commit=False,
@@ -320,7 +320,11 @@ def run_replay(
     finally:
         client.close()
     env = {
-        **stack.pipeline_env(),
+        **stack.pipeline_env("replay"),
+        # The scratch topics are outside the pipeline users' grants: the replay acts as admin.
+        **dict(
+            zip(("TAP_KAFKA_USER", "TAP_KAFKA_PASSWORD"), stack.kafka_auth("admin"), strict=True)
+        ),
         "TAP_HOME": str(home),
         "TAP_CHECKPOINT_DIR": str(folder / "checkpoints"),
         "TAP_READY_DIR": str(folder / "ready"),

@@ -37,7 +37,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.collector.offsets import OffsetStore, Position
 
 log = logging.getLogger("tap.collector")
@@ -60,7 +60,7 @@ def order_key(line: bytes) -> bytes | None:
 
 def make_producer() -> KafkaProducer:
     return KafkaProducer(
-        bootstrap_servers=contracts.kafka_bootstrap(),
+        **kafka_clients.config(),
         client_id="tap-tailer",
         acks="all",
         linger_ms=5,

@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.deadletter import headers as h
 from tapstack.deadletter.records import DeadLetter
 from tapstack.deadletter.replay import SendError, read_ledger
@@ -45,7 +45,7 @@ def read_topic(topic: str, timeout: float = 60.0) -> list:
     """Every record of a topic up to its end offsets when called; [] for no such topic."""
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=contracts.kafka_bootstrap(),
+            **kafka_clients.config(),
             client_id=CLIENT_ID,
             group_id=None,
             enable_auto_commit=False,
@@ -94,7 +94,7 @@ def ensure_ledger_topic() -> bool:
     """
     settings = contracts.settings()["topics"]
     try:
-        admin = KafkaAdminClient(bootstrap_servers=contracts.kafka_bootstrap(), client_id=CLIENT_ID)
+        admin = KafkaAdminClient(**kafka_clients.config(), client_id=CLIENT_ID)
     except KafkaError as exc:
         raise _unreachable(exc) from exc
     try:
@@ -123,7 +123,7 @@ class KafkaSender:
     def __init__(self):
         try:
             self.producer = KafkaProducer(
-                bootstrap_servers=contracts.kafka_bootstrap(),
+                **kafka_clients.config(),
                 client_id=CLIENT_ID,
                 acks="all",
                 max_block_ms=int(ACK_TIMEOUT * 1000),

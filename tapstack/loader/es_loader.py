@@ -51,7 +51,7 @@ from kafka import (
 )
 from kafka import errors as kafka_errors
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.deadletter import gaps as retention
 from tapstack.elastic.client import connect
 from tapstack.loader import dead_letters, documents
@@ -194,7 +194,7 @@ class Loader:
         # partition -> the offset the loader is due to read next, as far as it has read
         self._next: dict[TopicPartition, int] = {}
         self.consumer = KafkaConsumer(
-            bootstrap_servers=contracts.kafka_bootstrap(),
+            **kafka_clients.config(),
             group_id=self.names.group,
             client_id="tap-loader",
             enable_auto_commit=False,
@@ -204,7 +204,7 @@ class Loader:
         )
         self._subscribe()
         self.producer = KafkaProducer(
-            bootstrap_servers=contracts.kafka_bootstrap(),
+            **kafka_clients.config(),
             client_id="tap-loader-dlq",
             acks="all",
             linger_ms=5,

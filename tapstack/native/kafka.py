@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import subprocess
 import uuid
 from pathlib import Path
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from tapstack import contracts
+from tapstack import contracts, credentials, kafka_clients
 from tapstack.native import processes
 from tapstack.native.errors import StackError
 
 NAME = "kafka"
+_PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 HEAP = "-Xms256m -Xmx768m"
 
 _LOG4J2 = """status = warn
@@ -34,20 +36,46 @@ logger.apache.level = WARN
 """
 
 
-def server_properties(data_dir: Path) -> str:
-    """Broker + controller in one process; topics only by explicit creation."""
+def server_properties(data_dir: Path, admin_user: str, admin_password: str) -> str:
+    """Broker + controller in one process; topics only by explicit creation.
+
+    Clients: SASL_PLAINTEXT with SCRAM (contracts/security.toml [kafka]), the credentials in
+    the metadata log; the StandardAuthorizer denies what no ACL allows, the admin alone is a
+    super user. The controller listener is bound to localhost and authenticates with PLAIN as
+    the admin too: KRaft cannot use SCRAM there, since the controller serves the very metadata
+    SCRAM credentials live in (Kafka's listener docs, "controller listener"; KAFKA-15513). So
+    no one on this machine reaches the controller without the admin's password, which is only
+    in this file (0600, in the 0700 run folder) and the stack's secrets folder.
+    """
     port, controller = contracts.port("kafka"), contracts.port("kafka_controller")
     partitions = contracts.settings()["topics"]["partitions"]
+    mechanism = kafka_clients.mechanism()
+    scram = kafka_clients.jaas_config(admin_user, admin_password)
+    plain = (
+        f"{_PLAIN_LOGIN} required username={kafka_clients._quoted(admin_user)} "
+        f"password={kafka_clients._quoted(admin_password)} "
+        f"user_{admin_user}={kafka_clients._quoted(admin_password)};"
+    )
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@localhost:{controller}",
-            f"listeners=PLAINTEXT://localhost:{port},CONTROLLER://localhost:{controller}",
-            f"advertised.listeners=PLAINTEXT://localhost:{port}",
+            f"listeners=SASL_PLAINTEXT://localhost:{port},CONTROLLER://localhost:{controller}",
+            f"advertised.listeners=SASL_PLAINTEXT://localhost:{port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=SASL_PLAINTEXT",
+            "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            f"sasl.enabled.mechanisms={mechanism}",
+            f"sasl.mechanism.inter.broker.protocol={mechanism}",
+            f"listener.name.sasl_plaintext.sasl.enabled.mechanisms={mechanism}",
+            f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config={scram}",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={plain}",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{admin_user}",
+            "allow.everyone.if.no.acl.found=false",
             f"log.dirs={data_dir}",
             f"num.partitions={partitions}",
             "auto.create.topics.enable=false",
@@ -67,6 +95,14 @@ def server_properties(data_dir: Path) -> str:
     )
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Rewrite a file that holds a password with mode 0600 from its creation on."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 def _java(libs: Path, main: str, *args: str, heap: str = HEAP, log4j: Path | None = None):
     argv = ["java", *heap.split(), "-XX:+UseG1GC", "-Djava.awt.headless=true"]
     if log4j:
@@ -80,8 +116,9 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start(run_dir: Path, libs: Path) -> processes.Managed:
-    """Format the storage on first start, then start the broker."""
+def start(run_dir: Path, libs: Path, admin_password: str) -> processes.Managed:
+    """Format the storage on first start (with the admin's SCRAM credential), then start the
+    broker."""
     home = run_dir / "kafka"
     data = home / "data"
     config = home / "server.properties"
@@ -94,9 +131,16 @@ def start(run_dir: Path, libs: Path) -> processes.Managed:
                 f"Port {contracts.port(port_name)} ({port_name}) is taken by another program. "
                 f"Stop it, or choose another port with TAP_PORT_{port_name.upper()}=..."
             )
-    home.mkdir(parents=True, exist_ok=True)
-    config.write_text(server_properties(data))
+    credentials.private_dir(home)
+    admin_user = kafka_clients.admin_user()
+    _write_private(config, server_properties(data, admin_user, admin_password))
     log4j.write_text(_LOG4J2.format(log=run_dir / "logs" / "kafka-server.log"))
+    marker = data / ".tap-scram"  # formatted with the admin's credential (older stacks were not)
+    if (data / "meta.properties").exists() and not marker.exists():
+        raise StackError(
+            f"Kafka's data in {data} predates its users: "
+            "run `tap stack stop --purge` (it holds only replayable pipeline data), then start."
+        )
     if not (data / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
@@ -108,6 +152,14 @@ def start(run_dir: Path, libs: Path) -> processes.Managed:
                 cluster_id,
                 "-c",
                 str(config),
+                # The admin's credential goes into the first metadata records: with no ACL and
+                # no user yet, no one could log in to create it later. StorageTool's option
+                # (apache/kafka core/src/main/scala/kafka/tools/StorageTool.scala, 4.1:
+                # `--add-scram`, "A SCRAM_CREDENTIAL to add to the __cluster_metadata log"; KIP-900,
+                # cwiki.apache.org/confluence/display/KAFKA/KIP-900). It is in this argv for the
+                # second the tool runs, as in every KRaft set-up with SCRAM.
+                "--add-scram",
+                f"{kafka_clients.mechanism()}=[name={admin_user},password={admin_password}]",
                 heap="-Xmx256m",
                 log4j=log4j,
             ),
@@ -116,13 +168,15 @@ def start(run_dir: Path, libs: Path) -> processes.Managed:
             check=False,
         )
         if result.returncode != 0:
-            raise StackError(f"Formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+            said = (result.stdout + result.stderr).replace(admin_password, "***")
+            raise StackError(f"Formatting Kafka storage failed:\n{said}")
+        marker.touch(mode=0o600)
     return processes.start(run_dir, NAME, _java(libs, "kafka.Kafka", str(config), log4j=log4j))
 
 
 def admin(timeout_ms: int = 10000) -> KafkaAdminClient:
     return KafkaAdminClient(
-        bootstrap_servers=contracts.kafka_bootstrap(),
+        **kafka_clients.config(),
         client_id="tap-admin",
         request_timeout_ms=timeout_ms,
     )
@@ -143,8 +197,16 @@ def healthy() -> bool:
         client.close()
 
 
+def topic_configs(name: str) -> dict[str, str]:
+    """A topic's explicit settings from the contract: its retention ([retention_hours])."""
+    hours = contracts.settings()["retention_hours"]
+    role = next((r for r in hours if contracts.topic(r) == name), None)
+    return {"retention.ms": str(hours[role] * 3600 * 1000)} if role else {}
+
+
 def create_topics() -> list[str]:
-    """Create every topic of the settings; return the ones that were new."""
+    """Create every topic of the settings; return the ones that were new. A topic that exists
+    gets the contract's retention set (a stack made before it had one)."""
     topics = contracts.settings()["topics"]
     client = admin()
     created = []
@@ -152,9 +214,13 @@ def create_topics() -> list[str]:
         existing = set(client.list_topics())
         for name in contracts.all_topics():
             if name in existing:
+                if topic_configs(name):
+                    client.alter_configs(
+                        [ConfigResource(ConfigResourceType.TOPIC, name, topic_configs(name))]
+                    )
                 continue
             try:
-                configs = {}
+                configs = topic_configs(name)
                 if name == contracts.topic("dead_letter"):
                     # Whole oversized lines are kept here (see tapstack.collector.tailer).
                     configs["max.message.bytes"] = str(16 * 2**20)

@@ -13,13 +13,13 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 
 SPARK_INPUTS = {"process_orders": "purchase", "behaviour": "analysis"}
 
 
 def end_offsets(topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=contracts.kafka_bootstrap())
+    consumer = KafkaConsumer(**kafka_clients.config())
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
@@ -38,7 +38,7 @@ def spark_committed(checkpoint: Path, topic: str) -> dict[int, int]:
 
 
 def group_committed(group: str, topic: str) -> dict[int, int]:
-    admin = KafkaAdminClient(bootstrap_servers=contracts.kafka_bootstrap())
+    admin = KafkaAdminClient(**kafka_clients.config())
     try:
         offsets = admin.list_group_offsets(group).get(group, {})
     finally:

@@ -10,6 +10,7 @@
   ready/<process>              written by a pipeline process once it is serving
   secrets/customer_key         the HMAC key for customer ids (generated, 0600)
   secrets/elasticsearch/<user> each Elasticsearch user's password (generated, 0600)
+  secrets/kafka/<user>         each Kafka user's password, the admin's too (generated, 0600)
 
 The run folder and its secrets folder are 0700. Commands run by hand against the stack find
 its secrets through TAP_SECRETS_DIR (tapstack.credentials), which the stack sets for its own
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapstack import contracts, credentials
+from tapstack import contracts, credentials, kafka_clients, kafka_security
 from tapstack.elastic import security, templates
 from tapstack.elastic.client import connect
 from tapstack.native import elasticsearch, engines, kafka, processes
@@ -37,6 +38,13 @@ RUN_ROOT = contracts.ROOT / ".run"
 ENGINES = ("kafka", "elasticsearch")
 PIPELINE = ("tailer", "process_orders", "behaviour", "loader")
 SUPERVISOR = "supervisor"
+# Pipeline process -> its Kafka user's role key.
+KAFKA_ROLES = {
+    "tailer": "collector",
+    "process_orders": "process_orders",
+    "behaviour": "behaviour",
+    "loader": "loader",
+}
 
 
 @dataclass
@@ -71,10 +79,11 @@ class Stack:
         found = engines.fetch(say=say)
         credentials.private_dir(self.run_dir)
         say(f"Starting Kafka (KRaft) on port {contracts.port('kafka')}...")
-        kafka.start(self.run_dir, found.kafka_libs)
+        kafka.start(self.run_dir, found.kafka_libs, self.kafka_password(kafka_clients.admin_user()))
         say(f"Starting Elasticsearch on port {contracts.port('elasticsearch')}...")
         self.start_elasticsearch(found.elasticsearch_home)
         self._wait_healthy("kafka", kafka.healthy, timeout)
+        self.apply_kafka_security()
         say(f"Kafka is up; topics created: {', '.join(kafka.create_topics()) or 'all existed'}.")
         self._wait_healthy("elasticsearch", self.elasticsearch_healthy, timeout)
         created = templates.install(connect(role="setup"))
@@ -82,6 +91,23 @@ class Stack:
             f"Elasticsearch is up (security on; users {', '.join(security.users())}); index "
             f"templates installed, indices created: {', '.join(created) or 'all existed'}."
         )
+
+    def kafka_password(self, user: str) -> str:
+        return credentials.ensure("kafka", user, self.secrets_dir)
+
+    def kafka_auth(self, role: str) -> tuple[str, str]:
+        user = kafka_clients.user(role)
+        return user, self.kafka_password(user)
+
+    def apply_kafka_security(self) -> list[str]:
+        """The contract's Kafka users (this stack's passwords) and ACLs, as compose's
+        `tap kafka security` applies them."""
+        passwords = {user: self.kafka_password(user) for user in kafka_security.users().values()}
+        client = kafka.admin()
+        try:
+            return kafka_security.apply(client, passwords)
+        finally:
+            client.close()
 
     def _password(self, user: str) -> str:
         return credentials.ensure("elasticsearch", user, self.secrets_dir)
@@ -148,7 +174,13 @@ class Stack:
             "TAP_CUSTOMER_KEY": None,
             "TAP_ES_USER": None,
             "TAP_ES_PASSWORD": None,
+            "TAP_KAFKA_USER": None,
+            "TAP_KAFKA_PASSWORD": None,
         }
+        # Each process logs in to Kafka as its own user (contracts/security.toml [kafka]).
+        role = KAFKA_ROLES.get(process)
+        if role:
+            env["TAP_KAFKA_USER"], env["TAP_KAFKA_PASSWORD"] = self.kafka_auth(role)
         if process == "process_orders":
             env["TAP_CUSTOMER_KEY"] = self.customer_key()
         if process == "loader":

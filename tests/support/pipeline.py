@@ -10,7 +10,7 @@ from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.elastic.client import connect
 from tapstack.native.stack import Stack
 from tapstack.simulator import SimulatedOrder, Simulator, append_orders, format_line
@@ -104,7 +104,7 @@ class Pipeline:
     def read_topic(topic: str, timeout: float = 5.0) -> list:
         """Every record of a topic, from the beginning (no consumer group)."""
         consumer = KafkaConsumer(
-            bootstrap_servers=contracts.kafka_bootstrap(),
+            **kafka_clients.config(),
             enable_auto_commit=False,
             consumer_timeout_ms=int(timeout * 1000),
         )
