@@ -54,6 +54,7 @@ def ensure(kind: str, name: str, folder: Path | None = None) -> str:
     """The stored secret, generated (32 random bytes, hex) the first time."""
     path = _path(kind, name, folder)
     if not path.exists():
+        private_dir(folder or secrets_dir())  # the secrets root too, not only <root>/<kind>
         with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
             write_secret(path, secrets.token_hex(32))
     return path.read_text().strip()

@@ -70,3 +70,21 @@ def test_every_settings_topic_exists_and_the_replay_ledger_is_compacted(engines)
         admin.close()
     # kafka-python 3 answers {"topic": {name: {config: {"value": ...}}}}.
     assert answer["topic"][ledger]["cleanup.policy"]["value"] == "compact"
+
+
+def _shared_with_others(root: Path) -> list[str]:
+    """Paths under root that the group or others may read, write or enter."""
+    found = []
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink() and stat.S_IMODE(path.lstat().st_mode) & 0o077:
+            found.append(f"{path} {oct(stat.S_IMODE(path.lstat().st_mode))}")
+    return found
+
+
+def test_the_run_folder_and_what_the_engines_write_are_private(engines):
+    """The run folder holds logs, secrets and customer data (Kafka's, e-mails included): 0700,
+    so nothing below it can be reached by anyone else; the engines' logs, which may quote a
+    record or a setting, are owner-only themselves, whatever the umask."""
+    assert stat.S_IMODE(engines.run_dir.stat().st_mode) == 0o700
+    assert _shared_with_others(engines.run_dir / "logs") == []
+    assert _shared_with_others(engines.secrets_dir) == []

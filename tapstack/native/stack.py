@@ -73,11 +73,19 @@ class Stack:
 
     # -- engines -------------------------------------------------------------------------
 
+    def _make_private(self) -> None:
+        """The run folder and its folders are the owner's alone (0700): they hold logs,
+        secrets and raw orders. Narrowed on every start, for a run folder made before."""
+        credentials.private_dir(self.run_dir)
+        for child in self.run_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():  # the node's folder has its own user
+                child.chmod(0o700)
+
     def start_engines(self, say=print, timeout: float = 180) -> None:
         """Fetch if needed, start Kafka and Elasticsearch, wait for health, create topics and
         install the index templates."""
         found = engines.fetch(say=say)
-        credentials.private_dir(self.run_dir)
+        self._make_private()
         say(f"Starting Kafka (KRaft) on port {contracts.port('kafka')}...")
         kafka.start(self.run_dir, found.kafka_libs, self.kafka_password(kafka_clients.admin_user()))
         say(f"Starting Elasticsearch on port {contracts.port('elasticsearch')}...")
