@@ -4,6 +4,7 @@
     tap model train --from elasticsearch --since 30d   # the shop's own orders, unlabelled
     tap model evaluate                  # held-out simulated orders: ours vs the seed's K-Means
     tap model evaluate --data FILE.csv  # any orders with ground truth, e.g. a shop's own
+    tap model drift --since 1d          # recent orders' features against the training data's
 
 The model itself lives in spark/tap_spark/model.py; this is only its command line.
 """
@@ -11,6 +12,7 @@ The model itself lives in spark/tap_spark/model.py; this is only its command lin
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -22,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapstack import contracts
+from tapstack import contracts, model_drift
 from tapstack.contracts import ROOT
 from tapstack.elastic import history
 from tapstack.elastic.client import connect
@@ -186,4 +188,47 @@ def evaluate(
         f"{seed_cut:.0f} s",
     )
     console.print(f"orders judged: {result['source']}", soft_wrap=True)
+    console.print(table)
+
+
+@app.command()
+def drift(
+    model_dir: Annotated[Path, typer.Option("--model", help="Model directory.")] = (
+        DEFAULT_MODEL_DIR
+    ),
+    since: Annotated[str, typer.Option(help="Recent orders: like 1d, or an ISO date-time.")] = "1d",
+    until: Annotated[str | None, typer.Option(help="Window end (ISO), default now.")] = None,
+    index: Annotated[
+        str | None, typer.Option(help="Orders index (default: the contract's, as the viewer).")
+    ] = None,
+) -> None:
+    """How far the window's orders have moved from the training data: PSI per feature."""
+    threshold = contracts.settings()["model"]["retrain_psi_above"]
+    try:
+        metadata = json.loads((model_dir / "tap_model.json").read_text(encoding="utf-8"))
+        references = [
+            model_drift.Reference.of(f, d) for f, d in metadata["drift_reference"].items()
+        ]
+        span = history.window(since, until, datetime.now(UTC))
+    except (OSError, KeyError, ValueError, history.HistoryError) as error:
+        console.print(f"[red]cannot measure drift:[/red] {error!r} (train the model again?)")
+        raise typer.Exit(1) from error
+    client = connect(role="viewer")
+    try:
+        edges = {r.feature: list(r.edges) for r in references}
+        counts = history.bin_counts(client, span, edges, index=index)
+    finally:
+        client.close()
+    table = Table(title=f"drift of {span.describe()} from {metadata['version']}")
+    for header in ("feature", "orders", "PSI", "verdict"):
+        table.add_column(header)
+    for reference in references:
+        seen = counts[reference.feature]
+        if not sum(seen):
+            table.add_row(reference.feature, "0", "-", "no orders in the window")
+            continue
+        value = model_drift.psi(reference.shares, model_drift.shares(seen))
+        verdict = "retrain" if value > threshold else "stable"
+        table.add_row(reference.feature, str(sum(seen)), f"{value:.3f}", verdict)
+    table.caption = f"retrain when a PSI is above {threshold} ([model] retrain_psi_above)"
     console.print(table)

@@ -129,3 +129,65 @@ def test_tap_model_train_from_elasticsearch_refuses_an_empty_window(es, tmp_path
     assert result.exit_code == 1
     assert "cannot train" in result.output and "0 order(s)" in result.output
     assert not (tmp_path / "model").exists()
+
+
+def _index_orders(es, name: str, orders, stretch: float = 1.0) -> None:
+    body = templates.load_template("orders")["template"]
+    es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
+    docs = [
+        {
+            "_index": name,
+            "_id": str(o.event["order_id"]),
+            "event_time": o.event["timestamp"],
+            "duration_session": round(o.event["duration_session"] * stretch),
+            "pages_viewed": o.event["pages_viewed"],
+        }
+        for o in orders
+    ]
+    bulk(es, docs, refresh="wait_for")
+
+
+@pytest.mark.spark
+def test_drift_is_small_for_the_same_shop_and_large_after_a_shift(es, spark, tmp_path):
+    """Trained on the committed CSV (the simulator's populations); orders of the same
+    populations stay below the retraining line, visits four times as long cross it."""
+    from tap_spark import model
+    from tapstack.behaviour_cli import app
+    from tapstack.contracts import ROOT
+
+    meta = model.train(ROOT / "training_data" / "training_data.csv", tmp_path / "m", spark=spark)
+    for feature, reference in meta["drift_reference"].items():
+        assert sum(reference["shares"]) == pytest.approx(1.0), feature
+        assert len(reference["shares"]) == len(reference["edges"]) + 1
+    orders = Simulator(seed=91).backfill(2000, end=NOW)
+    same, shifted = (f"tap-drift-{tag}-{uuid.uuid4().hex[:6]}" for tag in ("same", "shifted"))
+    _index_orders(es, same, orders)
+    _index_orders(es, shifted, orders, stretch=4.0)
+    try:
+        outputs = {}
+        for name in (same, shifted):
+            result = CliRunner().invoke(
+                app,
+                ["drift", "--model", str(tmp_path / "m"), "--index", name, "--since", "60d"]
+                + ["--until", NOW.isoformat()],
+                env={"COLUMNS": "200"},
+            )
+            assert result.exit_code == 0, result.output
+            outputs[name] = result.output
+    finally:
+        es.indices.delete(index=f"{same},{shifted}")
+    rows = {n: _drift_rows(out) for n, out in outputs.items()}
+    assert rows[same]["duration_session"] == ("2000", "stable")
+    assert rows[same]["pages_viewed"] == ("2000", "stable")
+    assert rows[shifted]["duration_session"] == ("2000", "retrain")
+    assert rows[shifted]["pages_viewed"] == ("2000", "stable")
+
+
+def _drift_rows(output: str) -> dict[str, tuple[str, str]]:
+    """feature -> (orders, verdict) from the drift table."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 4 and cells[0] in ("duration_session", "pages_viewed"):
+            rows[cells[0]] = (cells[1], cells[3])
+    return rows

@@ -306,6 +306,7 @@ def train(
             quality = _accuracy(scored)
         finally:
             scored.unpersist()
+        reference = _drift_reference(data)
     finally:
         data.unpersist()
 
@@ -364,11 +365,35 @@ def train(
         "silhouette": round(float(silhouette), 6),
         "accuracy": None if quality is None else round(quality["accuracy"], 6),
         "confusion": None if quality is None else quality["confusion"],
+        "drift_reference": reference,
         "training_seconds": None,
     }
     metadata["training_seconds"] = round(time.monotonic() - started, 2)
     _save(pipeline, metadata, model_dir)
     return metadata
+
+
+def _drift_reference(data: DataFrame) -> dict[str, dict[str, list[float]]]:
+    """Per raw feature, the training data's decile edges and its rows' share per bin: what
+    `tap model drift` measures recent orders against (tapstack/model_drift.py)."""
+    from pyspark.ml.feature import Bucketizer
+
+    from tapstack import model_drift
+
+    reference = {}
+    total = data.count()
+    for feature in FEATURES:
+        column = data.select(F.col(feature).cast(DoubleType()).alias(feature))
+        quantiles = column.approxQuantile(feature, [q / 10 for q in range(1, 10)], 0.0)
+        edges = model_drift.distinct_edges(quantiles)
+        splits = [-math.inf, *edges, math.inf]
+        buckets = Bucketizer(splits=splits, inputCol=feature, outputCol="bin").transform(column)
+        counts = {int(r["bin"]): r["count"] for r in buckets.groupBy("bin").count().collect()}
+        reference[feature] = {
+            "edges": list(edges),
+            "shares": [counts.get(i, 0) / total for i in range(len(edges) + 1)],
+        }
+    return reference
 
 
 def _save(pipeline: PipelineModel, metadata: dict[str, Any], model_dir: Path) -> None:

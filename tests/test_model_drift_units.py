@@ -1,0 +1,60 @@
+"""The population stability index and its bins (tapstack.model_drift), as pure functions."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from tapstack import model_drift as drift
+
+
+def test_identical_populations_have_no_drift():
+    assert drift.psi([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]) == 0.0
+
+
+def test_psi_is_the_textbook_sum():
+    expected, actual = [0.5, 0.5], [0.8, 0.2]
+    by_hand = (0.8 - 0.5) * math.log(0.8 / 0.5) + (0.2 - 0.5) * math.log(0.2 / 0.5)
+    assert drift.psi(expected, actual) == pytest.approx(by_hand)
+
+
+def test_an_empty_bin_is_floored_not_infinite():
+    assert math.isfinite(drift.psi([0.5, 0.5], [1.0, 0.0]))
+    assert drift.psi([0.5, 0.5], [1.0, 0.0]) > 1
+
+
+def test_bins_are_lower_bound_inclusive():
+    edges = (10.0, 20.0)
+    assert [drift.bin_index(v, edges) for v in (5, 10, 19.9, 20, 99)] == [0, 1, 1, 2, 2]
+
+
+def test_repeated_quantiles_of_a_discrete_feature_make_one_edge():
+    assert drift.distinct_edges([3, 3, 3, 4, 6, 6]) == (3, 4, 6)
+
+
+def test_a_shifted_sample_drifts_more_than_a_resample():
+    rng = random.Random(7)
+    training = [rng.lognormvariate(4, 0.6) for _ in range(20_000)]
+    ordered = sorted(training)
+    edges = drift.distinct_edges(ordered[len(ordered) * q // 10] for q in range(1, 10))
+
+    def shares_of(values):
+        counts = [0] * (len(edges) + 1)
+        for v in values:
+            counts[drift.bin_index(v, edges)] += 1
+        return drift.shares(counts)
+
+    reference = shares_of(training)
+    same = shares_of(rng.lognormvariate(4, 0.6) for _ in range(5000))
+    shifted = shares_of(rng.lognormvariate(4.8, 0.6) for _ in range(5000))
+    assert drift.psi(reference, same) < 0.02
+    assert drift.psi(reference, shifted) > 0.25
+
+
+def test_mismatched_bins_and_empty_counts_are_refused():
+    with pytest.raises(ValueError):
+        drift.psi([0.5, 0.5], [1.0])
+    with pytest.raises(ValueError):
+        drift.shares([0, 0])
