@@ -5,6 +5,8 @@
     tap model evaluate                  # held-out simulated orders: ours vs the seed's K-Means
     tap model evaluate --data FILE.csv  # any orders with ground truth, e.g. a shop's own
     tap model drift --since 1d          # recent orders' features against the training data's
+    tap model list | promote V | rollback   # the registry of trained versions
+    tap model compare A B               # the share of orders whose label would flip
 
 The model itself lives in spark/tap_spark/model.py; this is only its command line.
 """
@@ -24,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapstack import contracts, model_drift
+from tapstack import contracts, model_drift, model_registry
 from tapstack.contracts import ROOT
 from tapstack.elastic import history
 from tapstack.elastic.client import connect
@@ -77,8 +79,11 @@ def train(
     until: Annotated[
         str | None, typer.Option(help="--from elasticsearch: window end (ISO), default now.")
     ] = None,
+    promote: Annotated[
+        bool, typer.Option(help="Also promote it: the behaviour stage's model from its next start.")
+    ] = False,
 ) -> None:
-    """Train the model and save it to OUT (PipelineModel + tap_model.json)."""
+    """Train the model, save it to OUT (PipelineModel + tap_model.json) and register it."""
     model = _model_module()
     started = time.monotonic()
     origin = None
@@ -105,6 +110,11 @@ def train(
     table.add_row("silhouette", f"{meta['silhouette']:.4f}")
     table.add_row("training accuracy", _pct(meta["accuracy"]))
     table.add_row("time", f"{time.monotonic() - started:.1f} s")
+    version = model_registry.register(out)
+    table.add_row("registered", f"{version} in {model_registry.root()}")
+    if promote:
+        model_registry.promote(version)
+        table.add_row("promoted", "yes: the behaviour stage labels with it from its next start")
     console.print(table)
 
 
@@ -232,3 +242,74 @@ def drift(
         table.add_row(reference.feature, str(sum(seen)), f"{value:.3f}", verdict)
     table.caption = f"retrain when a PSI is above {threshold} ([model] retrain_psi_above)"
     console.print(table)
+
+
+@app.command("list")
+def list_versions() -> None:
+    """The registered versions, oldest first; the promoted one is marked."""
+    pointer = model_registry.promoted()
+    table = Table(title=f"behaviour models in {model_registry.root()}")
+    for header in ("version", "created", "trained on", "rows", "silhouette", "promoted"):
+        table.add_column(header)
+    for meta in model_registry.versions():
+        mark = "yes" if pointer and pointer["version"] == meta["version"] else ""
+        table.add_row(
+            meta["version"],
+            meta.get("created", "-"),
+            _origin(meta.get("training_source") or {"csv": meta.get("training_data")}),
+            str(meta.get("training_rows", "-")),
+            f"{meta.get('silhouette', 0):.4f}",
+            mark,
+        )
+    console.print(table)
+
+
+@app.command("promote")
+def promote_version(version: Annotated[str, typer.Argument(help="A registered version.")]) -> None:
+    """Make VERSION the model the behaviour stage labels with from its next start."""
+    _change_promotion(lambda: model_registry.promote(version))
+
+
+@app.command()
+def rollback() -> None:
+    """Promote again the version promoted before the current one."""
+    _change_promotion(model_registry.rollback)
+
+
+def _change_promotion(change) -> None:
+    try:
+        pointer = change()
+    except model_registry.RegistryError as error:
+        console.print(f"[red]cannot promote:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(
+        f"promoted {pointer['version']} at {pointer['promoted_at']}; the behaviour stage labels "
+        "with it from its next start (natively: tap stack stop, then tap stack start)"
+    )
+
+
+@app.command()
+def compare(
+    first: Annotated[str, typer.Argument(help="A registered version or a model folder.")],
+    second: Annotated[str, typer.Argument(help="The version that would replace it.")],
+    n: Annotated[int, typer.Option("--rows", "-n", min=10, help="Held-out orders.")] = 5000,
+    data: Annotated[
+        Path | None, typer.Option(help="Orders CSV (duration_session, pages_viewed) instead.")
+    ] = None,
+) -> None:
+    """The share of orders the two versions label differently."""
+    model = _model_module()
+    try:
+        result = model.compare(_model_path(first), _model_path(second), n=n, data_path=data)
+    except model.ModelError as error:
+        console.print(f"[red]cannot compare:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(
+        f"{result['flipped']} of {result['rows']} orders ({_pct(result['share'])}) change "
+        f"label from {result['first']} to {result['second']}"
+    )
+
+
+def _model_path(name: str) -> Path:
+    registered = model_registry.root() / name
+    return registered if registered.is_dir() else Path(name)

@@ -609,3 +609,34 @@ def evaluate(
         "boundary": model.metadata.get("boundary"),
         "training_accuracy": model.metadata.get("accuracy"),
     }
+
+
+def flip_share(first: BehaviourModel, second: BehaviourModel, frame: DataFrame) -> dict[str, Any]:
+    """How many of frame's orders two model versions label differently: what a promotion of
+    `second` over `first` would change in the behaviour split."""
+    once = first.label(frame).select(*frame.columns, F.col(BEHAVIOUR_COL).alias("_first"))
+    twice = second.label(once)
+    changed = F.col("_first") != F.col(BEHAVIOUR_COL)
+    row = twice.agg(F.count(F.lit(1)).alias("rows"), F.sum(changed.cast("int")).alias("n")).first()
+    rows, flipped = int(row["rows"]), int(row["n"] or 0)
+    return {"rows": rows, "flipped": flipped, "share": flipped / rows if rows else None}
+
+
+def compare(
+    first_dir: str | Path,
+    second_dir: str | Path,
+    n: int = 5000,
+    seed: int = EVALUATION_SEED,
+    *,
+    data_path: str | Path | None = None,
+    spark: SparkSession | None = None,
+) -> dict[str, Any]:
+    """flip_share of two saved models on data_path's orders (duration_session, pages_viewed;
+    no truth needed) or n held-out simulated ones."""
+    spark = _spark(spark)
+    first, second = load(first_dir, spark=spark), load(second_dir, spark=spark)
+    if data_path is None:
+        frame = held_out_frame(spark, n, seed)
+    else:
+        frame = _read_training_csv(spark, Path(data_path).resolve(), need_pages=True)
+    return {**flip_share(first, second, frame), "first": first.version, "second": second.version}

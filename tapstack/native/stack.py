@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapstack import contracts, credentials, kafka_clients, kafka_security
+from tapstack import contracts, credentials, kafka_clients, kafka_security, model_registry
 from tapstack.elastic import security, templates
 from tapstack.elastic.client import connect
 from tapstack.native import elasticsearch, engines, kafka, processes
@@ -69,7 +69,11 @@ class Stack:
 
     @property
     def model_dir(self) -> Path:
-        return Path(os.environ.get("TAP_MODEL_DIR") or RUN_ROOT / "model")
+        """The model the behaviour stage starts with: TAP_MODEL_DIR, else the registry's
+        promoted version (`tap model promote`), else what `tap model train` wrote last."""
+        if os.environ.get("TAP_MODEL_DIR"):
+            return Path(os.environ["TAP_MODEL_DIR"])
+        return model_registry.promoted_dir() or RUN_ROOT / "model"
 
     # -- engines -------------------------------------------------------------------------
 
