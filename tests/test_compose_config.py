@@ -1289,32 +1289,29 @@ def test_the_container_scripts_pass_shellcheck():
 
 
 def test_the_broker_authenticates_every_client_and_denies_what_is_not_granted(services):
-    """SASL/SCRAM on both client listeners, the contract's mechanism, KRaft's
-    StandardAuthorizer (org.apache.kafka.metadata.authorizer.StandardAuthorizer, apache/kafka
-    metadata/src/main/java/.../authorizer/StandardAuthorizer.java) with no allow-if-no-ACL, and the
-    contract's admin as the super user. ANONYMOUS is a super user too, for the broker's own
-    requests to its controller (docs/security.html:1293-1300): the only plain listener is the
-    controller's, bound to the container's loopback."""
+    """SASL on every listener (SCRAM for clients, PLAIN as the admin on the controller's, as on
+    the native broker), the contract's mechanism, KRaft's StandardAuthorizer
+    (org.apache.kafka.metadata.authorizer.StandardAuthorizer, apache/kafka
+    metadata/src/main/java/.../authorizer/StandardAuthorizer.java) with no allow-if-no-ACL, and
+    the contract's admin as the only super user. tests/test_compose_kafka_broker.py starts the
+    real broker with this environment."""
     env = services["kafka"]["environment"]
     protocols = dict(
         item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
     )
-    assert protocols == {
-        "INTERNAL": "SASL_PLAINTEXT",
-        "HOST": "SASL_PLAINTEXT",
-        "CONTROLLER": "PLAINTEXT",
-    }
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}, "no plain listener, no ANONYMOUS"
+    assert set(protocols) == {"INTERNAL", "HOST", env["KAFKA_CONTROLLER_LISTENER_NAMES"]}
     listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
     assert listeners["CONTROLLER"].startswith("localhost:")
-    plain = [name for name, protocol in protocols.items() if protocol == "PLAINTEXT"]
-    assert plain == [env["KAFKA_CONTROLLER_LISTENER_NAMES"]]
     assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == KAFKA["mechanism"]
     assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == KAFKA["mechanism"]
+    assert env["KAFKA_SASL_MECHANISM_CONTROLLER_PROTOCOL"] == "PLAIN"
+    assert env["KAFKA_LISTENER_NAME_CONTROLLER_SASL_ENABLED_MECHANISMS"] == "PLAIN"
     assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == (
         "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     )
     assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
-    assert env["KAFKA_SUPER_USERS"].split(";") == [f"User:{KAFKA['admin']}", "User:ANONYMOUS"]
+    assert env["KAFKA_SUPER_USERS"] == f"User:{KAFKA['admin']}"
     assert env["TAP_KAFKA_ADMIN_USER"] == KAFKA["admin"]
     # kafka-start formats with the admin's credential and writes the JAAS file KAFKA_OPTS names.
     assert services["kafka"]["command"] == ["bash", "/tap/kafka-start"]
@@ -1326,6 +1323,13 @@ def test_the_broker_authenticates_every_client_and_denies_what_is_not_granted(se
     assert Path(mounts["/tap/kafka-start"]["source"]) == KAFKA_START
     health = " ".join(services["kafka"]["healthcheck"]["test"])
     assert "--command-config /opt/kafka/config/tap-admin.properties" in health
+    # tap-compose's Kafka tools log in with the same file.
+    script = cm.TAP_COMPOSE.read_text(encoding="utf-8")
+    assert "KAFKA_ADMIN_CONFIG=/opt/kafka/config/tap-admin.properties" in script
+    assert '--command-config "$KAFKA_ADMIN_CONFIG"' in script
+    start = KAFKA_START.read_text(encoding="utf-8")
+    assert '>"$config_dir/tap-admin.properties"' in start
+    assert '>"$config_dir/tap_jaas.conf"' in start
 
 
 def test_kafka_start_formats_with_the_properties_the_image_would_write(services, tmp_path):
