@@ -236,7 +236,7 @@ def test_elasticsearch_past_its_flood_stage_watermark(pipeline, report):
     strict=True,
     reason="contracts/security.toml:49 grants tap_writer create_doc, index and read on the "
     "indices but not delete, while the loader's all-or-nothing undo (tapstack/loader/"
-    "es_loader.py:293-313, _undo) deletes the lines of a refused order as that user: "
+    "es_loader.py:330-350, _undo) deletes the lines of a refused order as that user: "
     "security_exception, the lines stay (a half order; the dead letter says so)",
 )
 def test_a_refused_order_leaves_no_lines_behind(pipeline, report):
