@@ -37,6 +37,8 @@ from tapstack.native import engines  # noqa: E402
 pytestmark = pytest.mark.engines
 
 KAFKA_START = cm.COMPOSE_DIR / "scripts" / "kafka-start"
+KAFKA_LOGIN = Path(__file__).resolve().parent / "tools" / "KafkaLogin.java"
+lc = cm.load_module(cm.ROOT / "tests" / "tools" / "logstash_config.py", "tap_logstash_config")
 SECURITY = contracts.security()["kafka"]
 BASE = int(os.environ.get("TAP_TEST_PORT_BASE", "24000"))
 INTERNAL, HOST, CONTROLLER = BASE + 191, BASE + 192, BASE + 193
@@ -194,10 +196,10 @@ def _setup_env(broker, service: str, passwords: dict[str, str]) -> dict[str, str
     return env
 
 
-def test_the_setup_containers_give_each_client_only_its_grants(broker):
-    """kafka-users (`tap kafka security`) and topics (`tap topics create`), with their compose
-    environment; then the collector may write Topic_Purchase but not read it, and Kafka UI's
-    viewer may read Topic_Purchase but not the dead letters."""
+@pytest.fixture(scope="module")
+def provisioned(broker) -> dict[str, str]:
+    """kafka-users (`tap kafka security`) and topics (`tap topics create`) run once, with the
+    environment of their compose containers; returns the passwords by variable name."""
     pytest.importorskip("tapstack.kafka_security")
     variables = SECURITY["password_variables"]
     passwords = {variable: secrets.token_hex(12) for variable in variables.values()}
@@ -207,7 +209,14 @@ def test_the_setup_containers_give_each_client_only_its_grants(broker):
     for service, argv in (("kafka-users", ["kafka", "security"]), ("topics", ["topics", "create"])):
         result = runner.invoke(app, argv, env=_setup_env(broker, service, passwords))
         assert result.exit_code == 0, f"{service}: {result.output}"
+    return passwords
 
+
+def test_the_setup_containers_give_each_client_only_its_grants(provisioned):
+    """The collector may write Topic_Purchase but not read it; Kafka UI's viewer may read
+    Topic_Purchase but not the dead letters."""
+    variables = SECURITY["password_variables"]
+    passwords = provisioned
     topics = contracts.settings()["topics"]
     collector = SECURITY["users"]["collector"]
     producer = KafkaProducer(**_login(collector, passwords[variables["collector"]]), acks="all")
@@ -231,6 +240,69 @@ def test_the_setup_containers_give_each_client_only_its_grants(broker):
     finally:
         consumer.close()
     assert topics["purchase"] in visible and topics["dead_letter"] not in visible
+
+
+def _java_login(broker, properties: dict[str, str], topic: str) -> subprocess.CompletedProcess:
+    """Kafka's own Java client (tests/tools/KafkaLogin.java) describes TOPIC with PROPERTIES."""
+    path = broker["folder"] / f"client-{secrets.token_hex(4)}.properties"
+    path.write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
+    return subprocess.run(
+        ["java", "-Xmx128m", "-cp", f"{engines.kafka_dir()}/*", str(KAFKA_LOGIN), str(path), topic],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_the_health_check_logs_in_with_the_file_kafka_start_wrote(broker, provisioned):
+    """The kafka service's health check and tap-compose's tools pass --command-config
+    /opt/kafka/config/tap-admin.properties: the Java client logs in with that very file."""
+    written = (broker["folder"] / "config" / "tap-admin.properties").read_text(encoding="utf-8")
+    properties = dict(line.split("=", 1) for line in written.splitlines())
+    properties["bootstrap.servers"] = f"localhost:{INTERNAL}"
+    result = _java_login(broker, properties, contracts.settings()["topics"]["purchase"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == str(contracts.settings()["topics"]["partitions"])
+
+
+def test_logstash_and_kafka_ui_log_in_with_their_settings(broker, provisioned):
+    """The JAAS strings as Logstash (tap.conf, ${VAR} replaced from its environment) and Kafka UI
+    (its KAFKA_CLUSTERS_0_PROPERTIES_*, the Spring placeholder resolved) hand them to the Java
+    client; a single-quoted JAAS value is valid (JaasConfig's StreamTokenizer quotes with ' and
+    ", apache/kafka clients/.../security/JaasConfig.java:53)."""
+    variables = SECURITY["password_variables"]
+    topics = contracts.settings()["topics"]
+    [kafka_input] = lc.parse_file(cm.ROOT / "logstash" / "pipeline" / "tap.conf").plugins(
+        "input", "kafka"
+    )
+    loader_env = {
+        "TAP_KAFKA_USER": SECURITY["users"]["loader"],
+        "TAP_KAFKA_PASSWORD": provisioned[variables["loader"]],
+    }
+    logstash = {
+        "bootstrap.servers": f"localhost:{HOST}",
+        "security.protocol": kafka_input.get("security_protocol"),
+        "sasl.mechanism": kafka_input.get("sasl_mechanism"),
+        "sasl.jaas.config": lc.substitute_env(kafka_input.get("sasl_jaas_config"), loader_env),
+    }
+    result = _java_login(broker, logstash, topics["dashboard"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    ui = cm.resolved_model("*")["services"]["kafka-ui"]["environment"]
+    prefix = "KAFKA_CLUSTERS_0_PROPERTIES_"
+    kafka_ui = {
+        key.removeprefix(prefix).lower().replace("_", "."): str(value)
+        for key, value in ui.items()
+        if key.startswith(prefix)
+    }
+    viewer = variables["viewer"]
+    kafka_ui["sasl.jaas.config"] = kafka_ui["sasl.jaas.config"].replace(
+        "${" + viewer + "}", provisioned[viewer]
+    )
+    kafka_ui["bootstrap.servers"] = f"localhost:{HOST}"
+    result = _java_login(broker, kafka_ui, topics["purchase"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    refused = _java_login(broker, kafka_ui, topics["dead_letter"])
+    assert refused.returncode == 1
+    assert refused.stdout.strip() == "TopicAuthorizationException"
 
 
 def _read(user: str, password: str, topic: str, group: str | None) -> list[bytes]:
