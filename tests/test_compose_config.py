@@ -546,7 +546,9 @@ def test_dockerignore_keeps_secrets_out_and_the_package_in():
 
 
 def test_gitignore_keeps_the_generated_env_out():
-    assert "compose/.env" in (cm.ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    ignored = (cm.ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    assert "compose/.env" in ignored
+    assert "compose/secrets/" in ignored, "the secret files init-env writes"
 
 
 def test_spark_jobs_get_the_documented_environment(services):
