@@ -10,12 +10,17 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
+from tap_spark import retention
 from tapstack import contracts, kafka_clients
 from tapstack.readiness import mark_ready  # noqa: F401  (re-exported for the jobs)
 
 
 def read_topic(spark: SparkSession, topic: str) -> DataFrame:
-    """A topic from the earliest offset; a truncated topic does not stop the query."""
+    """A topic from the earliest offset; a truncated topic does not stop the query.
+
+    failOnDataLoss=false lets the query go on past records that expired before it read them;
+    write() attaches a RetentionWatch that reports each such gap (tap_spark.retention).
+    """
     reader = (
         spark.readStream.format("kafka")
         .options(**kafka_clients.spark_source_options())
@@ -44,10 +49,16 @@ def dead_letter_headers(stage: str, partition: str, offset: str) -> Column:
         header("tap.source.topic", F.col("source_topic")),
         header("tap.source.partition", F.col(partition)),
         header("tap.source.offset", F.col(offset)),
-        header(
-            "tap.error.time", F.date_format(F.current_timestamp(), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
-        ),
+        header("tap.error.time", F.date_format(failure_time(), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")),
     )
+
+
+def failure_time() -> Column:
+    """When this row was judged. Not current_timestamp(): Spark fixes that once per batch, and
+    a real-time batch lasts the checkpoint interval (a minute), so it would name the batch's
+    start. A call to System.currentTimeMillis through reflect() is evaluated row by row."""
+    millis = F.expr("reflect('java.lang.System', 'currentTimeMillis')").cast("long")
+    return F.timestamp_millis(millis)
 
 
 def routed(
@@ -82,6 +93,9 @@ def write(records: DataFrame, name: str) -> StreamingQuery:
     is a micro-batch processing time.
     """
     checkpoint = Path(os.environ.get("TAP_CHECKPOINT_DIR", "checkpoints")) / name
+    watch = retention.watch(
+        records.sparkSession, stage=name, query_name=name, checkpoint=checkpoint
+    )
     writer = (
         records.writeStream.format("kafka")
         .queryName(name)
@@ -97,6 +111,13 @@ def write(records: DataFrame, name: str) -> StreamingQuery:
     if interval is None:
         trigger = contracts.streaming("trigger")
         return writer.outputMode("append").trigger(processingTime=trigger).start()
+    if watch.resume_gaps:
+        # Spark 4.1.1's real-time reader ignores failOnDataLoss: an offset below the log start
+        # fails the task (OffsetOutOfRangeException from KafkaDataConsumer.nextWithTimeout, via
+        # LowLatencyReaderWrap), and the query with it, on every restart. One micro-batch run
+        # on the same checkpoint reads past the gap (the micro-batch reader skips to the
+        # earliest offset) before the real-time query takes over.
+        writer.outputMode("append").trigger(availableNow=True).start().awaitTermination()
     return _real_time(records.sparkSession, writer.outputMode("update"), interval).start()
 
 
