@@ -296,3 +296,11 @@ def test_records_expired_before_a_spark_stage_read_them_are_one_gap_dead_letter(
             client.delete_topics([source, target])
         finally:
             client.close()
+
+
+def test_a_gap_dead_letter_is_never_replayed():
+    """tap deadletter replay has nothing to send for a gap: its value is the report."""
+    from tapstack.deadletter.replay import plan
+
+    [only] = plan([_letter(gaps.Gap("Topic_Purchase", 0, 3, 7), "process_orders")], {}, "P")
+    assert only.skip and "retention" in only.skip

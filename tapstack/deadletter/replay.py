@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from tapstack.deadletter import gaps
 from tapstack.deadletter import headers as h
 from tapstack.deadletter.records import DeadLetter, ledger_key, replay_key, replay_topic
 
@@ -82,6 +83,9 @@ def plan(
             plans.append(Plan(letter, skip=f"the same failure as {seen[key]}, replayed once"))
             continue
         seen[key] = letter.id
+        if gaps.is_gap(letter.value):
+            plans.append(Plan(letter, skip="records lost past retention: nothing left to send"))
+            continue
         try:
             topic = replay_topic(letter, purchase_topic)
         except ValueError as exc:
