@@ -264,28 +264,42 @@ def list_versions() -> None:
     console.print(table)
 
 
+RestartOption = typer.Option(
+    "--restart",
+    metavar="STACK",
+    help="Restart that native stack's behaviour stage now, so it labels with the version.",
+)
+
+
 @app.command("promote")
-def promote_version(version: Annotated[str, typer.Argument(help="A registered version.")]) -> None:
+def promote_version(
+    version: Annotated[str, typer.Argument(help="A registered version.")],
+    restart: Annotated[str | None, RestartOption] = None,
+) -> None:
     """Make VERSION the model the behaviour stage labels with from its next start."""
-    _change_promotion(lambda: model_registry.promote(version))
+    _change_promotion(lambda: model_registry.promote(version), restart)
 
 
 @app.command()
-def rollback() -> None:
+def rollback(restart: Annotated[str | None, RestartOption] = None) -> None:
     """Promote again the version promoted before the current one."""
-    _change_promotion(model_registry.rollback)
+    _change_promotion(model_registry.rollback, restart)
 
 
-def _change_promotion(change) -> None:
+def _change_promotion(change, restart: str | None) -> None:
     try:
         pointer = change()
     except model_registry.RegistryError as error:
         console.print(f"[red]cannot promote:[/red] {error}")
         raise typer.Exit(1) from error
-    console.print(
-        f"promoted {pointer['version']} at {pointer['promoted_at']}; the behaviour stage labels "
-        "with it from its next start (natively: tap stack stop, then tap stack start)"
-    )
+    console.print(f"promoted {pointer['version']} at {pointer['promoted_at']}")
+    if restart is None:
+        console.print("the behaviour stage labels with it from its next start (or: --restart)")
+        return
+    from tapstack.native.stack import Stack
+
+    Stack(restart).restart_process("behaviour")
+    console.print(f"stack {restart}: the behaviour stage restarted with {pointer['version']}")
 
 
 @app.command()

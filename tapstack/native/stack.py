@@ -230,6 +230,15 @@ class Stack:
             unless_held=unless_held,
         )
 
+    def restart_process(self, process: str, timeout: float = 240) -> None:
+        """Stop a pipeline process cleanly and start it again, with the settings of now (the
+        behaviour stage: the model promoted since). Records it had read but not checkpointed
+        are read again; downstream they are replays (the loader keeps an order id's first
+        version by fingerprint, and a label is not part of the fingerprint)."""
+        processes.stop(self.run_dir, process)
+        self.start_process(process)
+        self.wait_pipeline_ready(timeout=timeout, processes_=(process,))
+
     def supervise(self, interval: float = 1.0, should_stop=lambda: False) -> None:
         """Restart pipeline processes that died (not those stopped on purpose), like compose's
         `restart: unless-stopped`; back off when one keeps dying."""
