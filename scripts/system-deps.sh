@@ -4,7 +4,8 @@
 #   php-cli + phpunit: the WordPress plugin's tests.  chromium + fonts: the report's render test.
 #   Go 1.26.8+ (preinstalled on the CI image): builds the compose-go validator and the real
 #   `docker compose` CLI v5.6.0 for the compose tests (tests/tools/*/build.sh).
-#   shellcheck: lints the compose stack's shell scripts.
+#   shellcheck: lints the compose stack's shell scripts; busybox: runs them under BusyBox ash,
+#   the /bin/sh of the Alpine-based images (tests/test_compose_config.py).
 set -euo pipefail
 
 need=()
@@ -18,6 +19,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v ruby >/dev/null || need+=(ruby)            # runs the Logstash pipeline's ruby filter in tests
 command -v go >/dev/null || need+=(golang-go)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v busybox >/dev/null || need+=(busybox)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
