@@ -4,7 +4,7 @@
 #   php-cli + phpunit: the WordPress plugin's tests.  chromium + fonts: the report's render test.
 #   Go 1.26.8+ (preinstalled on the CI image): builds the compose-go validator and the real
 #   `docker compose` CLI v5.6.0 for the compose tests (tests/tools/*/build.sh).
-#   shellcheck: lints the compose stack's shell scripts; busybox: runs them under BusyBox ash,
+#   The shellcheck linter for the compose stack's shell scripts; busybox to run them under ash,
 #   the /bin/sh of the Alpine-based images (tests/test_compose_config.py).
 set -euo pipefail
 
