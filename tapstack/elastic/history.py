@@ -86,3 +86,22 @@ def export_features(
             writer.writerow([hit["_source"][f] for f in FEATURES])
             written += 1
     return written
+
+
+def bin_counts(
+    client: Elasticsearch, span: Window, edges: dict[str, list[float]], index: str | None = None
+) -> dict[str, list[int]]:
+    """Per feature, how many of the window's orders fall in each bin of its edges (the bins
+    of tapstack.model_drift: lower bound inclusive), counted by Elasticsearch."""
+
+    def ranges(cuts: list[float]) -> list[dict[str, float]]:
+        bounds = [None, *cuts, None]
+        return [
+            {k: v for k, v in (("from", lo), ("to", hi)) if v is not None}
+            for lo, hi in zip(bounds, bounds[1:], strict=False)
+        ]
+
+    query = {"range": {"event_time": {"gte": span.since.isoformat(), "lt": span.until.isoformat()}}}
+    aggs = {f: {"range": {"field": f, "ranges": ranges(cuts)}} for f, cuts in edges.items()}
+    answer = client.search(index=index or contracts.index("orders"), size=0, query=query, aggs=aggs)
+    return {f: [b["doc_count"] for b in answer["aggregations"][f]["buckets"]] for f in edges}

@@ -166,6 +166,7 @@ def start(run_dir: Path, libs: Path, admin_password: str) -> processes.Managed:
             capture_output=True,
             text=True,
             check=False,
+            umask=processes.PRIVATE_UMASK,  # its log and the metadata it writes: owner-only
         )
         if result.returncode != 0:
             said = (result.stdout + result.stderr).replace(admin_password, "***")
