@@ -95,13 +95,25 @@ def test_each_pipeline_process_holds_only_its_own_secrets(pipeline):
         name: {k for k in _environ(run_dir, name) if k in SECRET_VARIABLES}
         for name in ("tailer", "process_orders", "behaviour", "loader")
     }
+    kafka = {"TAP_KAFKA_USER", "TAP_KAFKA_PASSWORD"}  # each its own user (test_kafka_security)
     assert held == {
-        "tailer": set(),
-        "process_orders": {"TAP_CUSTOMER_KEY"},
-        "behaviour": set(),
-        "loader": {"TAP_ES_USER", "TAP_ES_PASSWORD"},
+        "tailer": kafka,
+        "process_orders": {"TAP_CUSTOMER_KEY", *kafka},
+        "behaviour": kafka,
+        "loader": {"TAP_ES_USER", "TAP_ES_PASSWORD", *kafka},
     }
     assert _environ(run_dir, "loader")["TAP_ES_USER"] == contracts.es_user("writer")
+    assert (
+        _environ(run_dir, "tailer")["TAP_KAFKA_USER"]
+        == contracts.security()["kafka"]["users"]["collector"]
+    )
 
 
-SECRET_VARIABLES = {"TAP_CUSTOMER_KEY", "TAP_ES_USER", "TAP_ES_PASSWORD", "TAP_SECRETS_DIR"}
+SECRET_VARIABLES = {
+    "TAP_CUSTOMER_KEY",
+    "TAP_ES_USER",
+    "TAP_ES_PASSWORD",
+    "TAP_SECRETS_DIR",
+    "TAP_KAFKA_USER",
+    "TAP_KAFKA_PASSWORD",
+}
