@@ -37,7 +37,7 @@ CONF = PIPELINE_DIR / "tap.conf"
 SETTINGS = cm.settings()
 TEMPLATES = {
     role: json.loads((cm.ROOT / "kibana" / "index-templates" / f"{role}.json").read_text("utf-8"))
-    for role in ("orders", "lines")
+    for role in ("orders", "lines", "quality")
 }
 ORDER_SCHEMA = json.loads((cm.ROOT / "contracts" / "order.schema.json").read_text("utf-8"))
 ENV = {
@@ -252,14 +252,14 @@ def test_the_writer_needs_no_index_management(config):
 
 def test_outputs_are_the_two_indices_and_the_dead_letter_topic(config):
     outputs = config.plugins("output")
-    assert [o.name for o in outputs] == ["kafka", "elasticsearch", "elasticsearch"]
+    assert [o.name for o in outputs] == ["elasticsearch", "kafka", "elasticsearch", "elasticsearch"]
     [dead_letter] = config.plugins("output", "kafka")
     assert dead_letter.get("topic_id") == SETTINGS["topics"]["dead_letter"]
     assert dead_letter.get("acks") == "all"
     assert dead_letter.get("retries") is None  # unset: retried until Kafka takes it
     writers = config.plugins("output", "elasticsearch")
     assert sorted(o.get("index") for o in writers) == sorted(
-        SETTINGS["indices"].get(r) for r in ("orders", "lines")
+        SETTINGS["indices"].get(r) for r in ("orders", "lines", "quality")
     )
     for output in writers:
         assert output.get("manage_template") == lc.Bareword("false")  # `tap es setup` owns them
@@ -287,6 +287,7 @@ def test_lines_are_written_before_their_order(config):
     elasticsearch output returns only once the batch is written or dead-lettered
     (common.rb, retrying_submit)."""
     order = [o.get("index") for o in config.plugins("output", "elasticsearch")]
+    order = [i for i in order if i in (SETTINGS["indices"]["lines"], SETTINGS["indices"]["orders"])]
     assert order == [SETTINGS["indices"]["lines"], SETTINGS["indices"]["orders"]]
 
 
@@ -297,6 +298,7 @@ def test_write_actions_are_the_native_loaders(config):
     assert actions == {
         SETTINGS["indices"]["orders"]: es_loader.ACTION,
         SETTINGS["indices"]["lines"]: es_loader.ACTION,
+        SETTINGS["indices"]["quality"]: es_loader.ACTION,
     }
     assert es_loader.ACTION == "create"
 
@@ -458,7 +460,7 @@ RECORDS = [
 
 
 def test_line_branch_keeps_exactly_the_fields_of_line_documents(config):
-    [prune] = config.plugins("filter", "prune")
+    [prune] = [p for p in config.plugins("filter", "prune") if p.get("id") == "tap_line_keep"]
     kept = {re.fullmatch(r"\^(.+)\$", p).group(1) for p in prune.get("whitelist_names")}
     line_fields = set().union(*(doc.keys() for _, doc in documents.line_documents(RECORDS[0])))
     assert kept == line_fields - {"source_system"}
@@ -486,7 +488,11 @@ def test_line_fields_are_renamed_from_the_item(config):
 
 
 def test_source_system_is_the_loaders(config):
-    replaces = [p.get("replace") for p in config.plugins("filter", "mutate") if p.get("replace")]
+    replaces = [
+        p.get("replace")
+        for p in config.plugins("filter", "mutate")
+        if p.get("replace") and p.get("id") != "tap_conflict_fields"
+    ]
     assert replaces == [{"source_system": documents.SOURCE_SYSTEM}] * 2
 
 
@@ -671,7 +677,7 @@ def test_pipeline_documents_fit_the_strict_templates(logstash):
     run = logstash()
     run.send_records(RECORDS)
     for (index, _), doc in run.elasticsearch.docs.items():
-        role = "orders" if index == SETTINGS["indices"]["orders"] else "lines"
+        role = {v: k for k, v in SETTINGS["indices"].items() if k in TEMPLATES}[index]
         assert set(doc) <= _properties(role), set(doc) - _properties(role)
         assert not any(key.startswith("@") for key in doc)
 
@@ -699,12 +705,46 @@ def test_the_first_version_of_an_order_wins_for_its_lines_too(logstash):
     run = logstash()
     run.send_records([first, again])
     run.send_records([later])
-    assert run.elasticsearch.docs == _expected([first])
+    assert _written(run.elasticsearch.docs) == _expected([first])
     reason = documents.conflict_reason(first["order_id"])
     assert [(json.loads(d.value)["order_fingerprint"], r) for d, r in _letters(run)] == [
         ("fp-other", reason),
         ("fp-later", reason),
     ]
+    # Each conflict counted once in the data-quality index, with the native loader's document.
+    assert _conflicts(run.elasticsearch.docs) == {
+        doc_id: doc
+        for doc_id, doc in (
+            _conflict_document(again, first, offset=1),
+            _conflict_document(later, first, offset=2),
+        )
+    }
+
+
+def _written(docs: dict) -> dict:
+    """The order and line documents (not the data-quality findings)."""
+    return {key: doc for key, doc in docs.items() if key[0] != SETTINGS["indices"]["quality"]}
+
+
+def _conflicts(docs: dict) -> dict:
+    """The data-quality documents by id, detected_at left out (the time it was found)."""
+    quality = SETTINGS["indices"]["quality"]
+    found = {key[1]: dict(doc) for key, doc in docs.items() if key[0] == quality}
+    for doc in found.values():
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc.pop("detected_at"))
+    return found
+
+
+def _conflict_document(record: dict, kept: dict, offset: int) -> tuple[str, dict]:
+    """What the native loader writes for this conflict (Elasticsearch coerces the text of
+    partition and offset into the template's integer and long)."""
+    order = documents.order_of(json.dumps(record).encode())
+    source = (SETTINGS["topics"]["dashboard"], 0, offset)
+    doc_id, doc = documents.conflict_document(
+        order, kept["order_fingerprint"], es_loader.STAGE, source, "-"
+    )
+    doc.pop("detected_at")
+    return doc_id, {**doc, "source_partition": "0", "source_offset": str(offset)}
 
 
 def test_an_order_loaded_before_this_logstash_is_found_by_the_lookup(logstash):
@@ -714,7 +754,7 @@ def test_an_order_loaded_before_this_logstash_is_found_by_the_lookup(logstash):
     logstash(elasticsearch=model).send_records([RECORDS[0]])
     restarted = logstash(elasticsearch=model)
     restarted.send_records([RECORDS[0], {**RECORDS[0], "order_fingerprint": "fp-new"}])
-    assert model.docs == _expected([RECORDS[0]])
+    assert _written(model.docs) == _expected([RECORDS[0]])
     assert [r for _, r in _letters(restarted)] == [
         documents.conflict_reason(RECORDS[0]["order_id"])
     ]

@@ -7,7 +7,9 @@
 # second record of an order id in the same batch would find nothing (this memory needs
 # pipeline.workers 1, as pipelines.yml sets; the loader writes such records in rounds).
 #   stored, same fingerprint     -> a replay: [@metadata][tap_replay], nothing is written
-#   stored, another fingerprint  -> a conflict: [@metadata][tap_error], dead-lettered
+#   stored, another fingerprint  -> a conflict: [@metadata][tap_error], dead-lettered, and
+#                                   [@metadata][tap_conflict] with the kept version's
+#                                   fingerprint in [@metadata][tap_kept] (counted, tap.conf)
 #   not stored                   -> written, and remembered
 # A failed lookup (tagged _httprequestfailure) counts as not stored: orders and lines are
 # created, never rewritten, so a replay still changes nothing.
@@ -29,6 +31,8 @@ def filter(event)
     event.set('[@metadata][tap_replay]', true)
   else
     event.set('[@metadata][tap_error]', "order_id #{id} was already loaded with different content")
+    event.set('[@metadata][tap_conflict]', true)
+    event.set('[@metadata][tap_kept]', stored.to_s)
   end
   [event]
 end

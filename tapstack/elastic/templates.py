@@ -16,7 +16,7 @@ from tapstack import contracts
 
 TEMPLATE_DIR = contracts.ROOT / "kibana" / "index-templates"
 # template file stem -> index role in settings.toml
-TEMPLATES = {"orders": "orders", "lines": "lines", "privacy": "privacy"}
+TEMPLATES = {"orders": "orders", "lines": "lines", "privacy": "privacy", "quality": "quality"}
 
 
 def template_name(role: str) -> str:

@@ -91,6 +91,34 @@ def conflict_reason(order_id: int | str) -> str:
     return f"order_id {order_id} was already loaded with different content"
 
 
+# The data-quality check an order-id conflict is recorded under (index role "quality").
+CONFLICT_CHECK = "order_id_conflict"
+
+
+def conflict_document(
+    order: Order,
+    kept: str | None,
+    stage: str,
+    source: tuple[str, int, int],
+    detected_at: str,
+) -> tuple[str, dict[str, Any]]:
+    """(id, document) of one order-id conflict in the data-quality index. The id is the order
+    id and the rejected version's fingerprint: a record read again counts once."""
+    topic, partition, offset = source
+    document = {
+        "check": CONFLICT_CHECK,
+        "order_id": order.order_id,
+        "order_fingerprint": order.fingerprint,
+        "kept_fingerprint": kept,
+        "stage": stage,
+        "detected_at": detected_at,
+        "source_topic": topic,
+        "source_partition": partition,
+        "source_offset": offset,
+    }
+    return f"{order.order_id}-{order.fingerprint}", document
+
+
 def parse(value: bytes | None) -> dict[str, Any]:
     """The record as a JSON object (BadRecord otherwise)."""
     if not value:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from elastic_transport import TransportError
@@ -53,6 +54,7 @@ from kafka import errors as kafka_errors
 
 from tapstack import contracts, kafka_clients
 from tapstack.deadletter import gaps as retention
+from tapstack.deadletter.headers import format_time
 from tapstack.elastic.client import connect
 from tapstack.loader import dead_letters, documents
 
@@ -91,6 +93,7 @@ class Names:
     orders: str
     lines: str
     dead_letter: str
+    quality: str | None = None  # data-quality findings (conflicts); None: not recorded
 
     @classmethod
     def from_settings(cls) -> Names:
@@ -100,6 +103,7 @@ class Names:
             orders=contracts.index("orders"),
             lines=contracts.index("lines"),
             dead_letter=contracts.topic("dead_letter"),
+            quality=contracts.index("quality"),
         )
 
 
@@ -171,6 +175,7 @@ class _Pending:
     order: documents.Order
     reason: str | None = None
     conflict: bool = False
+    kept: str | None = None  # on a conflict: the fingerprint of the version that stays
     created: list[str] = field(default_factory=list)  # line ids this attempt created
     existing: list[str] = field(default_factory=list)  # line ids already there (409)
 
@@ -261,7 +266,7 @@ class Loader:
             elif stored[p.order.document_id] == p.order.fingerprint:
                 self.replayed += 1
             else:
-                self._conflict(p)
+                self._conflict(p, stored[p.order.document_id])
 
         lines = self._bulk(
             ((names.lines, line_id), ({ACTION: {"_index": names.lines, "_id": line_id}}, doc))
@@ -297,13 +302,30 @@ class Loader:
                 if stored.get(p.order.document_id) == p.order.fingerprint:
                     self.replayed += 1
                 else:
-                    self._conflict(p)
+                    self._conflict(p, stored.get(p.order.document_id))
         self._undo([p for p in fresh if p.reason])
+        self._record_conflicts([p for p in group if p.conflict])
 
-    def _conflict(self, p: _Pending) -> None:
-        p.reason, p.conflict = documents.conflict_reason(p.order.order_id), True
+    def _conflict(self, p: _Pending, kept: str | None) -> None:
+        p.reason, p.conflict, p.kept = documents.conflict_reason(p.order.order_id), True, kept
         self.conflicts += 1
         log.warning("%s: dead-lettered, the first version stays", p.reason)
+
+    def _record_conflicts(self, conflicts: list[_Pending]) -> None:
+        """One data-quality document per conflict, created once (a re-read record finds its
+        document there), before the batch is committed; the dashboard counts them."""
+        index = self.names.quality
+        if not conflicts or index is None:
+            return
+        now = format_time(datetime.now(UTC))
+        actions = {}
+        for p in conflicts:
+            source = (p.message.topic, p.message.partition, p.message.offset)
+            doc_id, doc = documents.conflict_document(p.order, p.kept, STAGE, source, now)
+            actions[(index, doc_id)] = ({ACTION: {"_index": index, "_id": doc_id}}, doc)
+        for (_, doc_id), result in self._bulk(actions.items()).items():
+            if result.outcome not in (OK, EXISTS):
+                log.error("the conflict %s was not recorded: %s", doc_id, result.reason)
 
     def _undo(self, failed: list[_Pending]) -> None:
         """Delete the lines of orders that were not written, so no half order stays. Lines
