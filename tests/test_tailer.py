@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -403,6 +404,7 @@ def test_a_line_over_the_message_limit_goes_whole_to_the_dead_letter_topic_with_
     assert headers["tap.error.stage"] == b"collector"
     assert headers["tap.source.file"] == str(s.log).encode()
     assert headers["tap.source.offset"] == b"5"
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", headers["tap.error.time"])
 
 
 def test_a_dead_letter_gives_the_offset_where_its_line_starts_not_where_its_batch_does(shop):

@@ -39,6 +39,7 @@ from kafka.errors import KafkaError
 
 from tapstack import contracts, kafka_clients
 from tapstack.collector.offsets import OffsetStore, Position
+from tapstack.deadletter.headers import COLLECTOR, dead_letter_headers
 
 log = logging.getLogger("tap.collector")
 
@@ -178,12 +179,10 @@ class Tailer:
             )
             if line.length > self.max_dead_letter_bytes:
                 reason += f"; first {self.max_dead_letter_bytes} bytes kept"
-            headers = [
-                ("tap.error.reason", reason.encode()),
-                ("tap.error.stage", b"collector"),
-                ("tap.source.file", str(self.log_path).encode()),
-                ("tap.source.offset", str(line.offset).encode()),
-            ]
+            # The headers every stage writes (tap.error.time included).
+            headers = dead_letter_headers(
+                COLLECTOR, reason, file=str(self.log_path), offset=line.offset
+            )
             futures.append(self.producer.send(self.dead_letter, value=line.data, headers=headers))
         self.producer.flush()
         for future in futures:
