@@ -304,3 +304,16 @@ def test_a_gap_dead_letter_is_never_replayed():
 
     [only] = plan([_letter(gaps.Gap("Topic_Purchase", 0, 3, 7), "process_orders")], {}, "P")
     assert only.skip and "retention" in only.skip
+
+
+def test_every_python_stage_writes_the_same_dead_letter_headers():
+    """The loader's helper and the shared one give the same headers (names, values, time)."""
+    from datetime import UTC, datetime
+
+    from tapstack.loader import dead_letters
+
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    where = {"topic": "T", "partition": 0, "offset": 1, "now": now}
+    loader = dict(dead_letters.headers("r", "loader", **where))
+    shared = dict(h.dead_letter_headers("loader", "r", **where))
+    assert loader == shared

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-REASON = "tap.error.reason"
-STAGE = "tap.error.stage"
-TOPIC = "tap.source.topic"
-PARTITION = "tap.source.partition"
-OFFSET = "tap.source.offset"
-FILE = "tap.source.file"
-TIME = "tap.error.time"
+from tapstack.deadletter import headers as names
+
+# The header names, from the one place that names them (tapstack/deadletter/headers.py).
+REASON = names.REASON
+STAGE = names.STAGE
+TOPIC = names.SOURCE_TOPIC
+PARTITION = names.SOURCE_PARTITION
+OFFSET = names.SOURCE_OFFSET
+FILE = names.SOURCE_FILE
+TIME = names.TIME
 
 
 def error_time(now: datetime | None = None) -> str:
     """UTC with milliseconds, as Spark's `yyyy-MM-dd'T'HH:mm:ss.SSSXXX` in a UTC session."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return names.format_time(now or datetime.now(UTC))
 
 
 def headers(
