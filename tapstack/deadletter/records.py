@@ -80,12 +80,8 @@ class DeadLetter:
 
     @property
     def time(self) -> datetime:
-        """When it was dead-lettered: the Kafka record's timestamp, set as it was sent.
-
-        Not tap.error.time: the Spark stages take it from current_timestamp(), which is the
-        time their batch began; in real-time mode a batch lasts the checkpoint interval, so
-        that header was seen 41 s before the record failed.
-        """
+        """When it was dead-lettered: the Kafka record's timestamp, set as it was sent (the
+        same clock for every stage; tap.error.time says when the stage judged the record)."""
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
     @property
