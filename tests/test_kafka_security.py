@@ -182,6 +182,32 @@ def test_a_spark_job_commits_only_under_its_group_prefix(filled):
         _read_one("process_orders", "purchase", group=contracts.consumer_group("loader"))
 
 
+def test_tap_kafka_security_applies_the_contract_from_password_files(engines, tmp_path):
+    """The compose way: every password in a file named by <VARIABLE>_FILE (Docker secrets)."""
+    env = dict(os.environ)
+    env.pop("TAP_SECRETS_DIR", None)  # nothing from the stack's folder: only the files
+    for user, variable in kafka_security.password_variables().items():
+        secret = tmp_path / variable
+        secret.write_text(credentials.read("kafka", user) + "\n")
+        env[f"{variable}_FILE"] = str(secret)
+        env.pop(variable, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "tapstack", "kafka", "security"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=contracts.ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    admin = KafkaAdminClient(**kafka_clients.config())
+    try:
+        assert kafka_security.present(admin) == kafka_security.wanted()
+    finally:
+        admin.close()
+    _produce("collector", "purchase")  # the passwords were set to the same values
+
+
 # -- no login, or a wrong one, gets nothing ------------------------------------------------------
 
 
@@ -238,6 +264,24 @@ def test_every_topic_has_the_contracts_retention_and_dead_letters_no_longer_than
     }
     assert kept == {role: value * 3600 * 1000 for role, value in hours.items()}
     assert kept["dead_letter"] <= kept["purchase"]
+
+
+def test_topics_create_restores_the_contracts_retention_on_an_existing_topic(engines):
+    from tapstack.native import kafka as native_kafka
+
+    dead_letter = contracts.topic("dead_letter")
+    resource = ConfigResource(ConfigResourceType.TOPIC, dead_letter, {"retention.ms": "-1"})
+    admin = KafkaAdminClient(**kafka_clients.config())
+    try:
+        admin.alter_configs([resource])
+        altered = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, dead_letter)])
+        assert altered["topic"][dead_letter]["retention.ms"]["value"] == "-1"
+        native_kafka.create_topics()
+        answer = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, dead_letter)])
+    finally:
+        admin.close()
+    hours = contracts.settings()["retention_hours"]["dead_letter"]
+    assert int(answer["topic"][dead_letter]["retention.ms"]["value"]) == hours * 3600 * 1000
 
 
 # -- each pipeline process logs in as its own user -----------------------------------------------
