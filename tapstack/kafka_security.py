@@ -36,6 +36,7 @@ from kafka.admin import (
 )
 
 from tapstack import contracts, kafka_clients
+from tapstack.native.errors import StackError
 
 Acl = tuple[str, str, str, str, str]  # principal, resource type, name, pattern, operation
 
@@ -107,7 +108,7 @@ _EVERYTHING = ACLFilter(
 def _all(admin: KafkaAdminClient) -> list[ACL]:
     acls, error = admin.describe_acls(_EVERYTHING)
     if getattr(error, "errno", 0):
-        raise RuntimeError(f"describe_acls failed: {error}")
+        raise StackError(f"describe_acls failed: {error}")
     return list(acls)
 
 
@@ -141,7 +142,7 @@ def set_passwords(admin: KafkaAdminClient, passwords: Mapping[str, str]) -> list
     )
     failed = {name: error for name, error in errors.items() if error}
     if failed:
-        raise RuntimeError(f"SCRAM credentials not set: {failed}")
+        raise StackError(f"SCRAM credentials not set: {failed}")
     return names
 
 
@@ -159,7 +160,7 @@ def set_acls(admin: KafkaAdminClient) -> None:
     if missing:
         result = admin.create_acls([_acl(entry) for entry in sorted(missing)])
         if result.get("failed"):
-            raise RuntimeError(f"ACLs not created: {result['failed']}")
+            raise StackError(f"ACLs not created: {result['failed']}")
 
 
 def apply(
@@ -172,7 +173,7 @@ def apply(
     deadline = time.monotonic() + timeout
     while present(admin) != wanted() or not _users_known(admin, written):
         if time.monotonic() > deadline:
-            raise RuntimeError("the broker did not serve the contract's users and ACLs in time")
+            raise StackError("the broker did not serve the contract's users and ACLs in time")
         time.sleep(0.2)
     return written
 

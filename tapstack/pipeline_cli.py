@@ -112,8 +112,9 @@ def kafka_security() -> None:
     Connects as the admin; each password comes from the variable contracts/security.toml names
     for it, or from the file named by <VARIABLE>_FILE (Docker secrets)."""
     from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
 
-    from tapstack import kafka_clients
+    from tapstack import contracts, kafka_clients
     from tapstack import kafka_security as security
     from tapstack.native.errors import StackError
 
@@ -121,9 +122,14 @@ def kafka_security() -> None:
     if missing:
         raise StackError(f"Set {', '.join(missing)} (or <VARIABLE>_FILE to a file holding it).")
     admin_user = kafka_clients.admin_user()
-    admin = KafkaAdminClient(
-        **kafka_clients.config((admin_user, passwords[admin_user])), client_id="tap-security"
-    )
+    try:
+        admin = KafkaAdminClient(
+            **kafka_clients.config((admin_user, passwords[admin_user])), client_id="tap-security"
+        )
+    except KafkaError as exc:
+        raise StackError(
+            f"Could not log in to Kafka at {contracts.kafka_bootstrap()} as {admin_user}: {exc}"
+        ) from exc
     try:
         written = security.apply(admin, passwords)
     finally:

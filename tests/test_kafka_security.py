@@ -208,6 +208,22 @@ def test_tap_kafka_security_applies_the_contract_from_password_files(engines, tm
     _produce("collector", "purchase")  # the passwords were set to the same values
 
 
+def test_tap_kafka_security_with_a_wrong_admin_password_fails_in_one_line(engines):
+    env = {v: "wrong" for v in kafka_security.password_variables().values()}
+    env = {**os.environ, **env}
+    env.pop("TAP_SECRETS_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "tapstack", "kafka", "security"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=contracts.ROOT,
+    )
+    assert done.returncode == 1
+    assert "Could not log in to Kafka" in done.stdout and "Traceback" not in done.stderr
+
+
 # -- no login, or a wrong one, gets nothing ------------------------------------------------------
 
 
