@@ -34,7 +34,7 @@ from faker import Faker
 
 from tapstack.contracts import enrichment, settings
 from tapstack.simulator.catalogue import CATALOGUE, Product
-from tapstack.simulator.populations import IMPULSIVE, POPULATIONS, REASONED
+from tapstack.simulator.populations import IMPULSIVE, POPULATIONS, REASONED, Population
 
 SCHEMA_VERSION = 1
 CURRENCY = settings()["shop"]["currency"]
@@ -240,7 +240,11 @@ class Simulator:
     """
 
     def __init__(
-        self, seed: int = 1, start: datetime | None = None, order_id_start: int = 1
+        self,
+        seed: int = 1,
+        start: datetime | None = None,
+        order_id_start: int = 1,
+        populations: dict[str, Population] | None = None,
     ) -> None:
         if order_id_start < 1:
             raise ValueError("order ids start at 1 or above")
@@ -257,9 +261,11 @@ class Simulator:
         self._fake.seed_instance(seed)
         self._customers = customer_pool()
         self._customer_weights = [c.visit_weight for c in self._customers]
+        # Another shop's buyers (other medians and spreads) for tests of drift and retraining.
+        self.populations = populations or POPULATIONS
         self._product_weights = {
             name: [p.popularity * pop.affinity(p.category, p.premium) for p in CATALOGUE]
-            for name, pop in POPULATIONS.items()
+            for name, pop in self.populations.items()
         }
 
     def _aware(self, moment: datetime) -> datetime:
@@ -282,7 +288,7 @@ class Simulator:
 
     def _items(self, behaviour: str) -> list[dict]:
         rng = self._rng
-        population = POPULATIONS[behaviour]
+        population = self.populations[behaviour]
         wanted = population.line_count(rng)
         chosen: list[Product] = []
         weights = self._product_weights[behaviour]
@@ -311,7 +317,7 @@ class Simulator:
         rng = self._rng
         customer, impulsive_probability = self._customer()
         behaviour = IMPULSIVE if rng.random() < impulsive_probability else REASONED
-        duration, pages, abandoned = POPULATIONS[behaviour].session(rng)
+        duration, pages, abandoned = self.populations[behaviour].session(rng)
         items = self._items(behaviour)
         payment = _weighted_choice(rng, *zip(*PAYMENT_METHODS, strict=True))
         event = {
