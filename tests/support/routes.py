@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from tapstack import contracts
-from tapstack.native import processes
+from tapstack.native import kafka, processes
 from tapstack.native.stack import Stack
 
 LOADER = "loader"
@@ -22,12 +22,28 @@ def loader_through(stack: Stack, url: str):
     env = {**stack.pipeline_env(LOADER), "TAP_ES_URL": url}
     routed = processes.start(run_dir, LOADER, stack.command(LOADER), env=env, cwd=contracts.ROOT)
     try:
-        stack.wait_pipeline_ready(processes_=(LOADER,))
+        _wait_joined(stack)
         yield routed
     finally:
         processes.stop(run_dir, LOADER)
         stack.start_process(LOADER)
-        stack.wait_pipeline_ready(processes_=(LOADER,))
+        _wait_joined(stack)
+
+
+def _in_group() -> bool:
+    """The loader's consumer group has a member (a loader that is ready but never joined
+    reads nothing: seen once, a restarted loader spinning outside its group)."""
+    admin = kafka.admin()
+    try:
+        group = contracts.consumer_group(LOADER)
+        return bool(admin.describe_groups([group])[group]["members"])
+    finally:
+        admin.close()
+
+
+def _wait_joined(stack: Stack) -> None:
+    stack.wait_pipeline_ready(processes_=(LOADER,))
+    processes.wait_until(_in_group, timeout=90, interval=1, what="the loader to join its group")
 
 
 def still_running(stack: Stack, managed: processes.Managed) -> bool:
