@@ -184,6 +184,8 @@ def run_bench(options: Options) -> dict[str, Any]:
         "idle": [],
     }
     stack = Stack(options.name)
+    # The bench's own clients (probe, backlog, Elasticsearch) log in as this stack's admin.
+    os.environ["TAP_SECRETS_DIR"] = str(stack.secrets_dir)
     _start(stack, options)
     es = connect(request_timeout=30)
     probe = Probe(stack.run_dir)

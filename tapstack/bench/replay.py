@@ -72,6 +72,7 @@ def scratch_home(folder: Path, scratch: Scratch) -> Path:
     target = folder / "home" / "contracts"
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(contracts.ORDER_SCHEMA_FILE, target / contracts.ORDER_SCHEMA_FILE.name)
+    shutil.copy2(contracts.SECURITY_FILE, target / contracts.SECURITY_FILE.name)
     text = contracts.SETTINGS_FILE.read_text(encoding="utf-8")
     renames = [(contracts.topic(r), n) for r, n in scratch.topics.items()]
     renames.append((contracts.consumer_group("loader"), scratch.group))
@@ -319,18 +320,24 @@ def run_replay(
         )
     finally:
         client.close()
-    env = {
-        **stack.pipeline_env("replay"),
-        # The scratch topics are outside the pipeline users' grants: the replay acts as admin.
-        **dict(
-            zip(("TAP_KAFKA_USER", "TAP_KAFKA_PASSWORD"), stack.kafka_auth("admin"), strict=True)
-        ),
+    replay_env = {
         "TAP_HOME": str(home),
         "TAP_CHECKPOINT_DIR": str(folder / "checkpoints"),
         "TAP_READY_DIR": str(folder / "ready"),
     }
     if max_offsets:
-        env["TAP_MAX_OFFSETS_PER_TRIGGER"] = str(max_offsets)
+        replay_env["TAP_MAX_OFFSETS_PER_TRIGGER"] = str(max_offsets)
+
+    def env(job: str) -> dict[str, str | None]:
+        """The stage's own environment (its key, its secrets), but as the admins: the scratch
+        topics and indices are outside the pipeline users' grants."""
+        kafka_user, kafka_password = stack.kafka_auth("admin")
+        es_user, es_password = stack.es_auth("admin")
+        admins = {"TAP_KAFKA_USER": kafka_user, "TAP_KAFKA_PASSWORD": kafka_password}
+        if job == "loader":
+            admins |= {"TAP_ES_USER": es_user, "TAP_ES_PASSWORD": es_password}
+        return {**stack.pipeline_env(job), **admins, **replay_env}
+
     # Real-time mode has no batch cap, so none is reported for it.
     effective_max = None
     if contracts.real_time_interval() is None:
@@ -351,7 +358,7 @@ def run_replay(
                     job,
                     topics[source],
                     [topics[output], topics["dead_letter"]],
-                    env,
+                    env(job),
                     probe,
                     console,
                     timeout,
@@ -359,7 +366,7 @@ def run_replay(
             )
         if with_loader:
             say(f"Replaying {topics['dashboard']} through the loader (scratch indices)...")
-            loader = replay_loader(stack, scratch, env, probe, console, timeout)
+            loader = replay_loader(stack, scratch, env("loader"), probe, console, timeout)
     finally:
         probe.close()
         client = admin()

@@ -20,7 +20,7 @@ def start(
     pipeline: bool = typer.Option(True, help="Also start the tailer, Spark jobs and loader."),
 ) -> None:
     """Fetch the engines if needed, start Kafka and Elasticsearch, then the pipeline."""
-    from tapstack import preflight
+    from tapstack import credentials, preflight
 
     preflight.check()
     stack = Stack(name)
@@ -30,6 +30,9 @@ def start(
         say("Waiting for the Spark jobs to serve...")
         stack.wait_pipeline_ready()
     say(f"Stack '{name}' is running; the orders log is {stack.log_path}")
+    if stack.secrets_dir != credentials.secrets_dir():
+        # Commands run by hand (tap summary, tap deadletter, ...) log in with these secrets.
+        say(f"For commands against this stack: export TAP_SECRETS_DIR={stack.secrets_dir}")
 
 
 @app.command()
