@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tapstack import contracts
+from tapstack import contracts, kafka_clients
 from tapstack.native import engines, kafka, processes, progress
 from tests.support import tally
 
@@ -72,7 +72,8 @@ def test_kill_the_kafka_broker_mid_stream(pipeline, report):
     def crash_and_restart():
         processes.kill_hard(run_dir, "kafka")
         time.sleep(5)
-        kafka.start(run_dir, engines.kafka_dir())
+        stack = pipeline.stack
+        kafka.start(run_dir, engines.kafka_dir(), stack.kafka_password(kafka_clients.admin_user()))
         processes.wait_until(kafka.healthy, timeout=120, what="kafka health")
 
     orders = _stream_with_fault(pipeline, seed=120, fault=crash_and_restart)
