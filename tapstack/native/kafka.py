@@ -148,8 +148,9 @@ def start(run_dir: Path, libs: Path, admin_password: str) -> processes.Managed:
                 libs,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument: an id from urlsafe base64 may begin with "-", which a separate
+                # value after -t would be read as an option (1 start in 64).
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(config),
                 # The admin's credential goes into the first metadata records: with no ACL and

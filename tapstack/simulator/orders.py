@@ -378,10 +378,7 @@ def append_orders(
         # partial line sitting in our buffer.
         with open(log_path, "ab", buffering=0) as log:
             for order in orders:
-                data = format_line(order.event).encode("utf-8")
-                view = memoryview(data)
-                while view:
-                    view = view[log.write(view) :]
+                _append_whole(log, format_line(order.event).encode("utf-8"))
                 if truth_writer is not None:
                     truth_writer.writerow([order.event["order_id"], order.behaviour])
                     truth_file.flush()
@@ -390,6 +387,19 @@ def append_orders(
         if truth_file is not None:
             truth_file.close()
     return written
+
+
+def _append_whole(log, data: bytes) -> None:
+    """Append one line, all of it or none: after a short write and a failure (a full disk),
+    the part written is cut off again, so the next line is not glued to half of this one."""
+    start = os.fstat(log.fileno()).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[log.write(view) :]
+    except OSError:
+        os.ftruncate(log.fileno(), start)
+        raise
 
 
 def generate_training_data(rows: int = 4000, seed: int = 2026) -> list[dict]:

@@ -108,19 +108,10 @@ class PluginWriter:
         self.process.wait(timeout=30)
 
 
-SIMULATOR_HALF_LINE = pytest.mark.xfail(
-    strict=True,
-    reason="tapstack/simulator/orders.py:373-378: a short write() followed by ENOSPC leaves "
-    "the first part of the line in the log (no rollback, as the plugin's TAP_Log_Writer does "
-    "with ftruncate); the line written next is glued to it and that order is dead-lettered "
-    "as not JSON instead of arriving",
-)
-
-
 @pytest.mark.parametrize(
     "writer",
     [
-        pytest.param(SimulatorWriter, id="simulator", marks=SIMULATOR_HALF_LINE),
+        pytest.param(SimulatorWriter, id="simulator"),
         pytest.param(
             PluginWriter,
             id="plugin",

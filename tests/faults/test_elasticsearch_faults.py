@@ -232,13 +232,6 @@ def test_elasticsearch_past_its_flood_stage_watermark(pipeline, report):
     assert letters == [], "a blocked write is late, never dead-lettered"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contracts/security.toml:49 grants tap_writer create_doc, index and read on the "
-    "indices but not delete, while the loader's all-or-nothing undo (tapstack/loader/"
-    "es_loader.py:330-350, _undo) deletes the lines of a refused order as that user: "
-    "security_exception, the lines stay (a half order; the dead letter says so)",
-)
 def test_a_refused_order_leaves_no_lines_behind(pipeline, report):
     """An order refused by the real node on a field of the order document only
     (processed_at; its lines are fine and created first): dead-lettered, and none of its
