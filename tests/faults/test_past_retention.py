@@ -59,9 +59,16 @@ def _expire(topic: str, ends: dict[int, int]) -> None:
 def test_the_loader_down_past_retention(pipeline, report):
     stack, run_dir = pipeline.stack, pipeline.stack.run_dir
     dashboard, group = contracts.topic("dashboard"), contracts.consumer_group("loader")
+    # The loader must have committed on every partition before it goes down: a group with no
+    # committed offset cannot tell expired records from none (a known limit, issue 15).
+    warm_up = pipeline.simulate(40, seed=189)
+    pipeline.append(warm_up)
+    assert pipeline.wait_indexed([o.order_id for o in warm_up]) == len(warm_up)
+    partitions = contracts.settings()["topics"]["partitions"]
     processes.wait_until(
         lambda: (
-            progress.lag(
+            len(progress.group_committed(group, dashboard)) == partitions
+            and progress.lag(
                 progress.group_committed(group, dashboard), progress.end_offsets(dashboard)
             )
             == 0
