@@ -196,6 +196,18 @@ def test_a_spark_job_commits_only_under_its_group_prefix(filled):
         _read_one("process_orders", "purchase", group=contracts.consumer_group("loader"))
 
 
+def _tap_kafka_security(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`tap kafka security` as compose's setup container runs it: its own process and env."""
+    return subprocess.run(
+        [sys.executable, "-m", "tapstack", "kafka", "security"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=contracts.ROOT,
+    )
+
+
 def test_tap_kafka_security_applies_the_contract_from_password_files(engines, tmp_path):
     """The compose way: every password in a file named by <VARIABLE>_FILE (Docker secrets)."""
     env = dict(os.environ)
@@ -205,14 +217,7 @@ def test_tap_kafka_security_applies_the_contract_from_password_files(engines, tm
         secret.write_text(credentials.read("kafka", user) + "\n")
         env[f"{variable}_FILE"] = str(secret)
         env.pop(variable, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "tapstack", "kafka", "security"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=contracts.ROOT,
-    )
+    done = _tap_kafka_security(env)
     assert done.returncode == 0, done.stdout + done.stderr
     admin = KafkaAdminClient(**kafka_clients.config())
     try:
@@ -226,14 +231,7 @@ def test_tap_kafka_security_with_a_wrong_admin_password_fails_in_one_line(engine
     env = {v: "wrong" for v in kafka_security.password_variables().values()}
     env = {**os.environ, **env}
     env.pop("TAP_SECRETS_DIR", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "tapstack", "kafka", "security"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=contracts.ROOT,
-    )
+    done = _tap_kafka_security(env)
     assert done.returncode == 1
     assert "Could not log in to Kafka" in done.stdout and "Traceback" not in done.stderr
 

@@ -153,9 +153,9 @@ def test_drift_is_small_for_the_same_shop_and_large_after_a_shift(es, spark, tmp
     populations stay below the retraining line, visits four times as long cross it."""
     from tap_spark import model
     from tapstack.behaviour_cli import app
-    from tapstack.contracts import ROOT
+    from tests.support.training import TRAINING_CSV
 
-    meta = model.train(ROOT / "training_data" / "training_data.csv", tmp_path / "m", spark=spark)
+    meta = model.train(TRAINING_CSV, tmp_path / "m", spark=spark)
     for feature, reference in meta["drift_reference"].items():
         assert sum(reference["shares"]) == pytest.approx(1.0), feature
         assert len(reference["shares"]) == len(reference["edges"]) + 1

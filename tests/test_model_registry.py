@@ -4,7 +4,6 @@ two versions disagree on (tap_spark.model.compare) on real Spark."""
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +14,9 @@ from typer.testing import CliRunner
 from tapstack import model_registry as registry
 from tapstack.contracts import ROOT
 from tapstack.native.stack import Stack
+from tests.support.training import TRAINING_CSV, longer_visits
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-TRAINING_CSV = ROOT / "training_data" / "training_data.csv"
 
 
 def _trained(folder: Path, version: str, created: str) -> Path:
@@ -85,19 +84,6 @@ def test_the_behaviour_stage_starts_with_the_promoted_version(models, monkeypatc
     assert stack.model_dir == models[0]
 
 
-def _stretched_csv(path: Path, factor: float) -> Path:
-    """The committed training data with every visit `factor` times as long."""
-    with TRAINING_CSV.open() as source, path.open("w", newline="") as target:
-        rows = csv.DictReader(source)
-        writer = csv.DictWriter(target, fieldnames=rows.fieldnames)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {**row, "duration_session": round(int(row["duration_session"]) * factor)}
-            )
-    return path
-
-
 @pytest.mark.spark
 def test_compare_counts_the_orders_two_versions_label_differently(spark, tmp_path, monkeypatch):
     from tap_spark import model
@@ -107,7 +93,7 @@ def test_compare_counts_the_orders_two_versions_label_differently(spark, tmp_pat
     first = tmp_path / "first"
     second = tmp_path / "second"
     model.train(TRAINING_CSV, first, spark=spark)
-    model.train(_stretched_csv(tmp_path / "longer.csv", 3.0), second, spark=spark)
+    model.train(longer_visits(tmp_path / "longer.csv", 3.0), second, spark=spark)
 
     assert model.compare(first, first, n=2000, spark=spark)["flipped"] == 0
     result = model.compare(first, second, n=2000, spark=spark)

@@ -4,28 +4,12 @@ order keeps the version that labelled it, and its label is that version's (issue
 
 from __future__ import annotations
 
-import csv
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tapstack.contracts import ROOT
-
-TRAINING_CSV = ROOT / "training_data" / "training_data.csv"
-
-
-def _longer_visits(path: Path, factor: float) -> Path:
-    """Another shop: the committed training data with visits `factor` times as long."""
-    with TRAINING_CSV.open() as source, path.open("w", newline="") as target:
-        rows = csv.DictReader(source)
-        writer = csv.DictWriter(target, fieldnames=rows.fieldnames)
-        writer.writeheader()
-        for row in rows:
-            stretched = round(int(row["duration_session"]) * factor)
-            writer.writerow({**row, "duration_session": stretched})
-    return path
+from tests.support.training import longer_visits
 
 
 @pytest.fixture
@@ -36,7 +20,7 @@ def switch(pipeline, spark, tmp_path, monkeypatch):
 
     old_dir = pipeline.stack.model_dir
     new_dir = tmp_path / "new-model"
-    model.train(_longer_visits(tmp_path / "longer.csv", 3.0), new_dir, spark=spark)
+    model.train(longer_visits(tmp_path / "longer.csv", 3.0), new_dir, spark=spark)
     old, new = model.load(old_dir, spark=spark), model.load(new_dir, spark=spark)
     assert old.version != new.version
 
