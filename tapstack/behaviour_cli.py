@@ -14,7 +14,6 @@ The model itself lives in spark/tap_spark/model.py; this is only its command lin
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -215,12 +214,12 @@ def drift(
     """How far the window's orders have moved from the training data: PSI per feature."""
     threshold = contracts.settings()["model"]["retrain_psi_above"]
     try:
-        metadata = json.loads((model_dir / "tap_model.json").read_text(encoding="utf-8"))
+        metadata = model_registry.metadata(model_dir)
         references = [
             model_drift.Reference.of(f, d) for f, d in metadata["drift_reference"].items()
         ]
         span = history.window(since, until, datetime.now(UTC))
-    except (OSError, KeyError, ValueError, history.HistoryError) as error:
+    except (KeyError, ValueError, model_registry.RegistryError, history.HistoryError) as error:
         console.print(f"[red]cannot measure drift:[/red] {error!r} (train the model again?)")
         raise typer.Exit(1) from error
     client = connect(role="viewer")
