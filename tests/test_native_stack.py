@@ -1,6 +1,7 @@
-"""The native stack's Elasticsearch runs unprivileged from a checkout in any folder: as its own
-user and group (never root's), from files that user can reach even when the checkout is a
-folder only its owner can enter (`mktemp -d`, root's home)."""
+"""The native stack's engines run unprivileged from a checkout in any folder: started by root,
+Elasticsearch and Kafka each run as their own user and group (never root's), from files that
+user can reach even when the checkout is a folder only its owner can enter (`mktemp -d`, root's
+home)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tapstack.native import elasticsearch, processes
+from tapstack.native import elasticsearch, kafka, processes
 
 pytestmark = pytest.mark.engines
 
@@ -27,32 +28,53 @@ def _ids(pid: int) -> dict[str, list[int]]:
 
 
 def _java_of(pid: int) -> psutil.Process:
-    """The node's JVM: Elasticsearch's launcher starts it as a child."""
+    """The engine's JVM: Elasticsearch's launcher starts it as a child, Kafka is one."""
     group = [p for p in psutil.Process(pid).children(recursive=True) if "java" in p.name()]
     return group[-1] if group else psutil.Process(pid)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="as a non-root user the node runs as that user")
-def test_elasticsearch_runs_as_its_own_user_and_group(engines):
-    managed = processes.find(engines.run_dir, elasticsearch.NAME)
+ENGINES = pytest.mark.parametrize("engine", [elasticsearch, kafka], ids=["elasticsearch", "kafka"])
+
+
+@ENGINES
+@pytest.mark.skipif(os.geteuid() != 0, reason="as a non-root user the engine runs as that user")
+def test_the_engine_runs_as_its_own_user_and_group(engines, engine):
+    managed = processes.find(engines.run_dir, engine.NAME)
     assert managed is not None
-    account = pwd.getpwnam(elasticsearch.SERVICE_USER)
+    account = pwd.getpwnam(engine.SERVICE.name)
     ids = _ids(_java_of(managed.pid).pid)
     assert set(ids["Uid"]) == {account.pw_uid}
     assert set(ids["Gid"]) == {account.pw_gid} and account.pw_gid != 0, "root's group kept"
     assert ids["Groups"] in ([], [account.pw_gid]), f"supplementary groups {ids['Groups']}"
 
 
+def test_each_engine_has_a_user_of_its_own():
+    assert elasticsearch.SERVICE.name != kafka.SERVICE.name
+
+
+@ENGINES
 @pytest.mark.skipif(os.geteuid() != 0, reason="as a non-root user the node is in the run folder")
-def test_the_node_is_reachable_by_its_user_wherever_the_checkout_is(engines):
-    home = elasticsearch.node_home(engines.run_dir)
-    account = pwd.getpwnam(elasticsearch.SERVICE_USER)
+def test_the_node_is_reachable_by_its_user_wherever_the_checkout_is(engines, engine):
+    home = engine.node_home(engines.run_dir)
+    account = pwd.getpwnam(engine.SERVICE.name)
     assert engines.run_dir.resolve() not in home.parents, "inside the checkout"
-    assert (engines.run_dir / elasticsearch.NAME).resolve() == home
+    assert (engines.run_dir / engine.NAME).resolve() == home
     info = home.stat()
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (account.pw_uid, 0o700)
     for parent in home.parents:  # every folder above it lets others pass through
         assert parent.stat().st_mode & stat.S_IXOTH, f"{parent} cannot be entered by the node"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as a non-root user the broker's files are its own")
+def test_the_brokers_files_are_its_users_and_private(engines):
+    """The broker reads its config (the admin's password) and writes its metadata and log as
+    its own user; nobody else may read them."""
+    home = kafka.node_home(engines.run_dir)
+    account = pwd.getpwnam(kafka.SERVICE.name)
+    for path in [home, *home.rglob("*")]:
+        info = path.lstat()
+        assert info.st_uid == account.pw_uid, f"{path} is not {account.pw_name}'s"
+        assert not stat.S_IMODE(info.st_mode) & 0o077, f"{path} {oct(info.st_mode)}"
 
 
 def test_every_settings_topic_exists_and_the_replay_ledger_is_compacted(engines):

@@ -1,20 +1,14 @@
 """A single-node Elasticsearch from the integ-test-zip, run as a dedicated non-root user.
 
 Elasticsearch refuses to run as root. When the stack is started by root, the node runs as the
-system user `tap-es` (created if missing, no login, its own group). That user may not be able to
-enter the checkout (a `mktemp -d` folder or root's home is 0700), so its files live where it can
-reach them: the engine is copied once to /var/lib/tap-es/engines/ (root-owned, readable) and the
-node's config, data, logs and tmp to /var/lib/tap-es/nodes/<stack>-<hash of the run folder>/
-(owned by tap-es, 0700). The run folder's `elasticsearch` entry links there, and a purge of the
-stack removes it. Run as another user, the node lives in the run folder itself.
+system user `tap-es`, its engine and node files in /var/lib/tap-es (see
+tapstack.native.service_user). Run as another user, the node lives in the run folder itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import pwd
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -26,10 +20,12 @@ from tapstack import contracts
 from tapstack.native import processes
 from tapstack.native.errors import StackError
 from tapstack.native.kafka import port_open
+from tapstack.native.service_user import ServiceUser
 
 NAME = "elasticsearch"
-SERVICE_USER = "tap-es"
-SERVICE_HOME = Path(os.environ.get("TAP_ES_SERVICE_HOME", "/var/lib/tap-es"))
+# Elasticsearch refuses to run as root: started by root, the node runs as tap-es.
+SERVICE = ServiceUser("tap-es", NAME, "TAP_ES_SERVICE_HOME")
+SERVICE_USER = SERVICE.name
 HEAP = "-Xms512m -Xmx512m"
 
 
@@ -41,34 +37,6 @@ def java_home() -> Path:
             "(apt-get install openjdk-17-jdk-headless)."
         )
     return Path(os.path.realpath(java)).parent.parent
-
-
-def _service_user() -> str | None:
-    """The user to run as: tap-es when we are root (created if missing), else ourselves."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        command = [
-            "useradd",
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            SERVICE_USER,
-        ]
-        try:
-            subprocess.run(command, check=True, capture_output=True, text=True)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            detail = getattr(exc, "stderr", None) or exc
-            raise StackError(
-                f"Elasticsearch refuses to run as root, and the user {SERVICE_USER} could not be "
-                f"created ({str(detail).strip()}): run `{' '.join(command)}` yourself, or start "
-                "TAP as a non-root user."
-            ) from exc
-    return SERVICE_USER
 
 
 def _config(port: int, data: Path, logs: Path) -> str:
@@ -96,67 +64,19 @@ def _config(port: int, data: Path, logs: Path) -> str:
     )
 
 
-def _chown_tree(path: Path, user: str) -> None:
-    info = pwd.getpwnam(user)
-    for root, dirs, files in os.walk(path):
-        os.chown(root, info.pw_uid, info.pw_gid)
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), info.pw_uid, info.pw_gid, follow_symlinks=False)
-
-
-def _node_key(run_dir: Path) -> str:
-    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
-    return f"{run_dir.name}-{digest}"
-
-
 def node_home(run_dir: Path) -> Path:
-    """Where the node's config, data and logs live (see the module docstring)."""
-    if os.geteuid() != 0:
-        return run_dir / NAME
-    return SERVICE_HOME / "nodes" / _node_key(run_dir)
-
-
-def _service_copy(es_home: Path) -> Path:
-    """The engine where the service user can read it (copied once per version)."""
-    target = SERVICE_HOME / "engines" / es_home.name
-    if (target / ".complete").exists():
-        return target
-    SERVICE_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
-    target.parent.mkdir(mode=0o755, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(es_home, partial, symlinks=True)
-    os.chmod(partial, 0o755)
-    partial.rename(target)
-    (target / ".complete").touch()
-    return target
-
-
-def _link_into_run_dir(run_dir: Path, home: Path) -> None:
-    link = run_dir / NAME
-    if link.is_symlink() and link.resolve() == home:
-        return
-    if link.is_symlink() or link.is_file():
-        link.unlink()
-    elif link.exists():
-        shutil.rmtree(link)
-    link.symlink_to(home, target_is_directory=True)
+    """Where the node's config, data and logs live (tapstack.native.service_user)."""
+    return SERVICE.node_home(run_dir)
 
 
 def purge(run_dir: Path) -> None:
     """Delete the node's files (the run folder itself is deleted by the stack)."""
-    home = node_home(run_dir)
-    if home != run_dir / NAME:
-        shutil.rmtree(home, ignore_errors=True)
+    SERVICE.purge(run_dir)
 
 
 def _tool(es_home: Path, env: dict[str, str], user: str | None, name: str, *args, stdin=None):
     """Run one of the distribution's CLI tools (as the node's user, on the node's config)."""
-    identity = {}
-    if user:
-        account = pwd.getpwnam(user)
-        identity = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    identity = SERVICE.identity() if user else {}
     done = subprocess.run(
         [str(es_home / "bin" / name), *args],
         input=stdin,
@@ -222,19 +142,8 @@ def start(
             f"Port {port} (elasticsearch) is taken by another program. "
             "Stop it, or choose another port with TAP_PORT_ELASTICSEARCH=..."
         )
-    user = _service_user()
-    home = node_home(run_dir)
-    if user:
-        try:
-            es_home = _service_copy(es_home)
-            home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StackError(
-                f"Elasticsearch runs as {SERVICE_USER}, whose files go to {SERVICE_HOME}, and "
-                f"that failed ({exc}): free or fix that folder, or choose another with "
-                "TAP_ES_SERVICE_HOME=..."
-            ) from exc
-        _link_into_run_dir(run_dir, home)
+    user = SERVICE.ensure()
+    es_home, home = SERVICE.prepare(run_dir, es_home)
     config, data, logs, tmp = (home / d for d in ("config", "data", "logs", "tmp"))
     if not config.exists():
         shutil.copytree(es_home / "config", config)
@@ -242,9 +151,7 @@ def start(
         folder.mkdir(parents=True, exist_ok=True)
     (config / "elasticsearch.yml").write_text(_config(port, data, logs))
     _file_realm_roles(config, roles)
-    if user:
-        _chown_tree(home, user)
-        home.chmod(0o700)
+    SERVICE.hand_over(home)
     env = {
         "ES_JAVA_HOME": str(java_home()),
         "ES_PATH_CONF": str(config),

@@ -1,4 +1,9 @@
-"""A single-node Apache Kafka broker in KRaft mode, started from the jars in .cache/engines."""
+"""A single-node Apache Kafka broker in KRaft mode, started from the jars in .cache/engines.
+
+Started by root, the broker runs as the system user `tap-kafka` with its own group, its jars,
+config, metadata and log in /var/lib/tap-kafka (tapstack.native.service_user); otherwise as
+the user who started it, in the run folder.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,10 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from tapstack import contracts, credentials, kafka_clients
 from tapstack.native import processes
 from tapstack.native.errors import StackError
+from tapstack.native.service_user import ServiceUser
 
 NAME = "kafka"
+SERVICE = ServiceUser("tap-kafka", NAME, "TAP_KAFKA_SERVICE_HOME")
 _PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 HEAP = "-Xms256m -Xmx768m"
 
@@ -116,13 +123,19 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def node_home(run_dir: Path) -> Path:
+    """Where the broker's config, metadata and log live."""
+    return SERVICE.node_home(run_dir)
+
+
+def purge(run_dir: Path) -> None:
+    """Delete the broker's files kept outside the run folder."""
+    SERVICE.purge(run_dir)
+
+
 def start(run_dir: Path, libs: Path, admin_password: str) -> processes.Managed:
     """Format the storage on first start (with the admin's SCRAM credential), then start the
     broker."""
-    home = run_dir / "kafka"
-    data = home / "data"
-    config = home / "server.properties"
-    log4j = home / "log4j2.properties"
     if processes.find(run_dir, NAME):
         return processes.find(run_dir, NAME)
     for port_name in ("kafka", "kafka_controller"):
@@ -131,10 +144,18 @@ def start(run_dir: Path, libs: Path, admin_password: str) -> processes.Managed:
                 f"Port {contracts.port(port_name)} ({port_name}) is taken by another program. "
                 f"Stop it, or choose another port with TAP_PORT_{port_name.upper()}=..."
             )
+    user = SERVICE.ensure()
+    libs, home = SERVICE.prepare(run_dir, libs)
     credentials.private_dir(home)
+    data = home / "data"
+    config = home / "server.properties"
+    log4j = home / "log4j2.properties"
     admin_user = kafka_clients.admin_user()
     _write_private(config, server_properties(data, admin_user, admin_password))
-    log4j.write_text(_LOG4J2.format(log=run_dir / "logs" / "kafka-server.log"))
+    # The broker's own log beside its data: its user may not enter the run folder.
+    (home / "logs").mkdir(mode=0o700, exist_ok=True)
+    _write_private(log4j, _LOG4J2.format(log=home / "logs" / "kafka-server.log"))
+    SERVICE.hand_over(home)
     marker = data / ".tap-scram"  # formatted with the admin's credential (older stacks were not)
     if (data / "meta.properties").exists() and not marker.exists():
         raise StackError(
@@ -168,12 +189,15 @@ def start(run_dir: Path, libs: Path, admin_password: str) -> processes.Managed:
             text=True,
             check=False,
             umask=processes.PRIVATE_UMASK,  # its log and the metadata it writes: owner-only
+            **SERVICE.identity(),
         )
         if result.returncode != 0:
             said = (result.stdout + result.stderr).replace(admin_password, "***")
             raise StackError(f"Formatting Kafka storage failed:\n{said}")
         marker.touch(mode=0o600)
-    return processes.start(run_dir, NAME, _java(libs, "kafka.Kafka", str(config), log4j=log4j))
+        SERVICE.hand_over(home)
+    broker = _java(libs, "kafka.Kafka", str(config), log4j=log4j)
+    return processes.start(run_dir, NAME, broker, cwd=home, user=user)
 
 
 def admin(timeout_ms: int = 10000) -> KafkaAdminClient:

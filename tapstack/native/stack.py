@@ -323,4 +323,5 @@ class Stack:
             processes.stop(self.run_dir, name)
         if purge:
             elasticsearch.purge(self.run_dir)
+            kafka.purge(self.run_dir)
             shutil.rmtree(self.run_dir, ignore_errors=True)
