@@ -176,6 +176,36 @@ def test_records_expired_before_the_loader_read_them_are_one_gap_dead_letter(mak
     assert running.loader.expired == 5
 
 
+def test_records_expired_before_a_loader_that_never_committed_read_them_are_a_gap(make_flow):  # noqa: F811
+    """A loader that was assigned its partitions but had read nothing yet when it went down:
+    the group's offsets were committed on assignment, so the reset to earliest on its return
+    does not hide the records that expired meanwhile."""
+    flow = make_flow()
+    topic = flow.names.topic
+    partitions = contracts.settings()["topics"]["partitions"]
+    running = flow.start()
+    flow.wait(
+        lambda: len(flow.committed()) == partitions, "offsets committed on assignment", running
+    )
+    running.stop()
+    assert flow.committed() == dict.fromkeys(range(partitions), 0)
+
+    expired = [order() for _ in range(4)]
+    assert _produce(topic, [orjson.dumps(r) for r in expired]) == [0, 1, 2, 3]
+    _expire(topic, 0, end=4)
+    later = [order() for _ in range(2)]
+    _produce(topic, [orjson.dumps(r) for r in later])
+
+    running = flow.start()
+    flow.wait(flow.caught_up, "the later records committed", running)
+    assert_loaded(flow, later)
+    for r in expired:
+        assert_absent(flow, r["order_id"])
+    [letter] = _gap_letters(_read(flow.names.dead_letter), topic)
+    assert letter.reason == gaps.Gap(topic, 0, 0, 3).reason("loader")
+    assert running.loader.expired == 4
+
+
 def _checkpointed(folder: Path) -> dict[tuple[str, int], int]:
     """The source offsets of the last batch the query committed (offsets/N, commits/N)."""
     return resume_offsets(folder) if folder.exists() else {}

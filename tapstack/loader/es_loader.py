@@ -22,7 +22,9 @@ logstash/pipeline/tap.conf (tests/test_logstash_contract.py holds the two togeth
   the consumer still resets to the earliest offset, but a jump from the offset it was due to
   read to a later one, with the broker's log start offset past it, is reported as a gap
   (tapstack.deadletter.gaps: a dead letter, an ERROR line, a `tap deadletter count` row),
-  acknowledged before the commit that moves past it.
+  acknowledged before the commit that moves past it. A partition the group has never
+  committed is committed at its first offset as soon as it is assigned, so that records which
+  expire while the loader is down before its first batch are a gap too, not a silent reset.
 
 Requests go through elasticsearch.helpers.streaming_bulk with a byte cap per request; it also
 retries 429/5xx a few times itself before this loader's own, logged retries take over.
@@ -198,6 +200,7 @@ class Loader:
         self._stopping = threading.Event()  # set: a wait on Elasticsearch ends in Stopped
         # partition -> the offset the loader is due to read next, as far as it has read
         self._next: dict[TopicPartition, int] = {}
+        self._assigned: set[TopicPartition] = set()  # newly assigned, not yet checked for a commit
         self.consumer = KafkaConsumer(
             **kafka_clients.config(),
             group_id=self.names.group,
@@ -232,7 +235,7 @@ class Loader:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"topic {self.names.topic} not found")
             time.sleep(0.5)
-        self.consumer.subscribe([self.names.topic], listener=_Forget(self._next))
+        self.consumer.subscribe([self.names.topic], listener=_Forget(self._next, self._assigned))
 
     # ── one batch ────────────────────────────────────────────────────────────────────────
 
@@ -480,7 +483,9 @@ class Loader:
     def _poll(self, timeout_ms: int) -> tuple[list, list[retention.Gap]]:
         """The next records, and the gaps before them (records expired before they were read)."""
         batch = self.consumer.poll(timeout_ms=timeout_ms)
-        gaps = self._gaps({part: min(r.offset for r in records) for part, records in batch.items()})
+        firsts = {part: min(r.offset for r in records) for part, records in batch.items()}
+        gaps = self._gaps(firsts)
+        self._anchor(firsts)
         for part, records in batch.items():
             self._next[part] = max(r.offset for r in records) + 1
         return [record for part in batch.values() for record in part], gaps
@@ -508,6 +513,19 @@ class Loader:
         starts = retention.log_start_offsets(self.consumer, due)
         found = retention.expired(due, {p: min(s, first_of[p]) for p, s in starts.items()})
         return found
+
+    def _anchor(self, firsts: dict[TopicPartition, int]) -> None:
+        """Commit each newly assigned partition the group has never committed at the offset it
+        starts from (its first record read now, else its position: the log start). Without it
+        a loader down before its first commit would come back to a reset to earliest, and the
+        records that expired meanwhile would leave no trace."""
+        while self._assigned:
+            part = self._assigned.pop()
+            if self.consumer.committed(part) is not None:
+                continue
+            start = firsts[part] if part in firsts else self.consumer.position(part)
+            if start is not None:
+                self._commit({part: OffsetAndMetadata(start, "", -1)})
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Poll, write and commit batch after batch, as a two-stage pipeline: the next batch is
@@ -582,14 +600,16 @@ class _Forget(ConsumerRebalanceListener):
     """On a rebalance, forget where each partition was due: another member may have read on
     meanwhile, and the committed offset says where this one is due now."""
 
-    def __init__(self, due: dict[TopicPartition, int]):
+    def __init__(self, due: dict[TopicPartition, int], assigned: set[TopicPartition]):
         self.due = due
+        self.assigned = assigned  # for the loader's _anchor
 
     def on_partitions_revoked(self, revoked) -> None:
         self.due.clear()
 
     def on_partitions_assigned(self, assigned) -> None:
         self.due.clear()
+        self.assigned.update(assigned)
 
 
 def _create(index: str, order: documents.Order) -> tuple[dict, dict]:
