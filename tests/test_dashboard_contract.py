@@ -223,6 +223,15 @@ def test_recent_orders(es, shop):
         )
 
 
+def test_data_freshness_is_the_newest_order_and_its_enrichment(es, shop):
+    newest = max(shop["orders"], key=lambda o: instant(o.event["timestamp"]))
+    [row] = panel(es, shop, "data-freshness").rows
+    assert instant(row["newest_paid"]) == instant(newest.event["timestamp"])
+    enriched = instant(row["newest_enriched"])
+    # Spark's own clock when it enriched that order: after the order, and no later than now.
+    assert instant(newest.event["timestamp"]) <= enriched <= datetime.now(enriched.tzinfo)
+
+
 # -- the controls ------------------------------------------------------------------------------
 
 
@@ -288,5 +297,7 @@ def test_summary_figures_come_from_the_same_panels(es, shop):
         "Spender type",
         "Top products by units",
         "Top customers by lifetime value",
+        "Data freshness",
+        "Order-id conflicts",
     ):
         assert title in out.getvalue()

@@ -11,6 +11,8 @@ import orjson
 from tapstack import contracts
 from tapstack.elastic import templates
 from tapstack.loader import documents
+from tapstack.report import queries
+from tapstack.report.panels import DASHBOARD
 from tests.test_loader_delivery import (  # noqa: F401  (make_flow is a fixture)
     assert_loaded,
     make_flow,
@@ -64,8 +66,17 @@ def test_a_conflicting_reuse_of_an_order_id_keeps_the_first_dead_letters_and_cou
         assert (doc["stage"], doc["source_topic"]) == ("loader", flow.names.topic)
         assert doc["source_offset"] >= 1
         assert set(doc) == set(templates.mapping_properties("quality"))
+        # The dashboard's panel, asked of this index, counts the one conflict.
+        assert _conflicts_shown(es, index) == 1
     finally:
         es.options(ignore_status=404).indices.delete(index=index)
+
+
+def _conflicts_shown(es, index: str) -> int:
+    panel = DASHBOARD.panel("order-id-conflicts")
+    es.indices.refresh(index=index)
+    request = queries.search_request(panel) | {"index": index}
+    return queries.parse_response(panel, es.search(**request).body).value
 
 
 def test_the_writer_may_create_quality_documents_and_nothing_more():

@@ -20,7 +20,7 @@ from tapstack import contracts
 from tapstack.cli import app
 from tapstack.elastic.templates import mapping_properties
 from tapstack.kibana import saved_objects
-from tapstack.report.panels import DASHBOARD
+from tapstack.report.panels import DASHBOARD, TIME_FIELDS
 
 OBJECTS = saved_objects.load()
 BY_ID = {o["id"]: o for o in OBJECTS}
@@ -30,7 +30,7 @@ SEARCHES = [o for o in OBJECTS if o["type"] == "search"]
 INDEX_BY_DATA_VIEW = {
     o["id"]: o["attributes"]["title"] for o in OBJECTS if o["type"] == "index-pattern"
 }
-ROLE_BY_INDEX = {contracts.index(role): role for role in ("orders", "lines")}
+ROLE_BY_INDEX = {contracts.index(role): role for role in TIME_FIELDS}
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -62,7 +62,7 @@ def test_every_line_is_a_saved_object():
 def test_ids_are_fixed_and_unique():
     ids = [o["id"] for o in OBJECTS]
     assert len(ids) == len(set(ids))
-    expected = {"tap-orders", "tap-lines", "tap-dashboard-ceo"}
+    expected = {"tap-orders", "tap-lines", "tap-quality", "tap-dashboard-ceo"}
     expected |= {
         f"tap-{'search' if p.chart == 'records' else 'lens'}-{p.key}" for p in DASHBOARD.panels
     }
@@ -74,12 +74,16 @@ def test_data_views_are_the_indices_of_the_settings():
     assert {
         "tap-orders": contracts.index("orders"),
         "tap-lines": contracts.index("lines"),
+        "tap-quality": contracts.index("quality"),
     } == INDEX_BY_DATA_VIEW
     for oid in INDEX_BY_DATA_VIEW:
         attributes = BY_ID[oid]["attributes"]
-        assert attributes["timeFieldName"] == "event_time"
+        role = ROLE_BY_INDEX[attributes["title"]]
+        # The time field is a date of the index it filters.
+        assert attributes["timeFieldName"] == TIME_FIELDS[role]
+        assert mapping_properties(role)[TIME_FIELDS[role]]["type"] == "date"
         for name in json.loads(attributes["fieldFormatMap"]):
-            assert name in mapping_properties(ROLE_BY_INDEX[attributes["title"]])
+            assert name in mapping_properties(role)
 
 
 # -- references ------------------------------------------------------------------------------
@@ -214,6 +218,20 @@ def test_lens_state_is_consistent():
             accessors = [xy["xAccessor"], *xy["accessors"]]
             assert xy["layerId"] == layer_id
         assert set(accessors) == set(columns), obj["id"]
+
+
+def test_metric_charts_show_a_number():
+    """Lens's metric chart takes numeric columns only in Kibana 8 sources such as
+    x-pack/plugins/lens/public/visualizations/metric/visualization.tsx at elastic/kibana
+    03f43b73 (`supportedDataTypes = new Set(['number'])`); newer ones widen the set, so a
+    number is safe on every release. A date or text figure goes in a table."""
+    for obj in LENS:
+        if obj["attributes"]["visualizationType"] != "lnsMetric":
+            continue
+        state = obj["attributes"]["state"]
+        ((_, layer),) = state["datasourceStates"]["formBased"]["layers"].items()
+        shown = layer["columns"][state["visualization"]["metricAccessor"]]
+        assert shown["dataType"] == "number", obj["id"]
 
 
 def test_every_named_field_is_in_the_template_with_a_fitting_type():

@@ -4,7 +4,8 @@ The result is committed as kibana/saved_objects/tap-ceo-dashboard.ndjson (`tap k
 writes it; tests/test_saved_objects.py fails when the committed file and the generator disagree).
 
 Objects, all with fixed ids:
-  index-pattern  tap-orders, tap-lines    data views on the two indices (titles from settings)
+  index-pattern  tap-orders, tap-lines,   data views on the indices (titles from settings)
+                 tap-quality
   lens           tap-lens-<panel>         one per chart panel, by reference from the dashboard
   search         tap-search-<panel>       one per records panel (a saved Discover session)
   dashboard      tap-dashboard-ceo        the grid, the options-list controls, the time range
@@ -24,7 +25,16 @@ from typing import Any
 
 from tapstack import contracts
 from tapstack.elastic.templates import mapping_properties
-from tapstack.report.panels import DASHBOARD, SHOP, Control, Dashboard, Metric, Panel, Split
+from tapstack.report.panels import (
+    DASHBOARD,
+    SHOP,
+    TIME_FIELDS,
+    Control,
+    Dashboard,
+    Metric,
+    Panel,
+    Split,
+)
 
 NDJSON_FILE = contracts.ROOT / "kibana" / "saved_objects" / "tap-ceo-dashboard.ndjson"
 
@@ -38,7 +48,7 @@ TYPE_MIGRATION_VERSION = {
 # The Kibana release the panels are written for: same version as the Elastic stack in settings.
 KIBANA_VERSION = contracts.version("elasticsearch")
 
-DATA_VIEW_NAMES = {"orders": "orders", "lines": "order lines"}
+DATA_VIEW_NAMES = {"orders": "orders", "lines": "order lines", "quality": "data quality"}
 LENS_TYPES = {
     "metric": "lnsMetric",
     "line": "lnsXY",
@@ -104,7 +114,7 @@ def data_view(role: str) -> dict:
         "name": f"{SHOP} {DATA_VIEW_NAMES[role]}",
         "runtimeFieldMap": "{}",
         "sourceFilters": "[]",
-        "timeFieldName": "event_time",
+        "timeFieldName": TIME_FIELDS[role],
         "title": contracts.index(role),
         "typeMeta": "{}",
     }
@@ -236,7 +246,8 @@ def _visualization(panel: Panel) -> dict:
         return {
             "layerId": layer,
             "layerType": "data",
-            "columns": [{"columnId": split_id}, *({"columnId": c} for c in metric_ids)],
+            # Without a split the table is one row of figures (Lens accepts metric-only tables).
+            "columns": [{"columnId": c} for c in [split_id, *metric_ids] if c],
             "rowHeight": "single",
             "rowHeightLines": 1,
         }

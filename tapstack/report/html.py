@@ -287,7 +287,7 @@ def table_html(panel: Panel, result: queries.PanelResult) -> str:
         heads = [(c.field, c.label, c.format) for c in panel.columns]
     else:
         split = panel.split
-        heads = [(split.key, split.label, split.format)]
+        heads = [(split.key, split.label, split.format)] if split else []
         heads += [(m.key, m.label, m.format) for m in panel.metrics]
     numeric = {"money", "integer", "number"}
     head = "".join(

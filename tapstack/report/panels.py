@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tapstack import contracts
+from tapstack.loader.documents import CONFLICT_CHECK
 
 MetricOp = Literal["count", "sum", "avg", "last_value"]
 Chart = Literal["metric", "line", "bar", "bar_horizontal", "donut", "table", "records"]
@@ -75,7 +76,7 @@ class Panel:
     key: str  # stable: saved-object ids, panel index and HTML ids derive from it
     title: str
     description: str
-    role: Literal["orders", "lines"]
+    role: Literal["orders", "lines", "quality"]
     chart: Chart
     grid: Grid
     metrics: tuple[Metric, ...] = ()
@@ -88,6 +89,10 @@ class Panel:
     @property
     def index(self) -> str:
         return contracts.index(self.role)
+
+    @property
+    def time_field(self) -> str:
+        return TIME_FIELDS[self.role]
 
     def metric(self, key: str) -> Metric:
         return next(m for m in self.metrics if m.key == key)
@@ -130,9 +135,15 @@ class Dashboard:
         return next(p for p in self.panels if p.key == key)
 
 
+# The date field each index role is filtered on by the dashboard's time range.
+TIME_FIELDS = {"orders": "event_time", "lines": "event_time", "quality": "detected_at"}
+
 SHOP = contracts.settings()["shop"]["name"]
 CURRENCY = contracts.settings()["shop"]["currency"]
 HIGH_DEMAND = ("stock_alert", "High Demand")
+# A different order under an id already loaded, as the loader (and Logstash: a test holds
+# them together) records it in the data-quality index.
+ORDER_ID_CONFLICT = ("check", CONFLICT_CHECK)
 
 _REVENUE = Metric("revenue", f"Revenue ({CURRENCY})", "sum", "total", format="money")
 _ORDERS = Metric("orders", "Orders", "count", format="integer")
@@ -304,6 +315,49 @@ PANELS: tuple[Panel, ...] = (
         grid=Grid(0, 54, 48, 16),
         columns=_ORDER_COLUMNS,
         size=15,
+    ),
+    # Row 7: data you can trust.
+    Panel(
+        key="data-freshness",
+        title="Data freshness",
+        description=(
+            "When the newest order loaded was paid, and when Spark enriched it: far behind "
+            "the clock in opening hours means a stage is stalled."
+        ),
+        role="orders",
+        chart="table",
+        grid=Grid(12, 70, 36, 5),
+        metrics=(
+            Metric(
+                "newest_paid",
+                "Newest order paid at",
+                "last_value",
+                "event_time",
+                sort_field="event_time",
+                format="datetime",
+            ),
+            Metric(
+                "newest_enriched",
+                "Enriched at",
+                "last_value",
+                "processed_at",
+                sort_field="event_time",
+                format="datetime",
+            ),
+        ),
+    ),
+    Panel(
+        key="order-id-conflicts",
+        title="Order-id conflicts",
+        description=(
+            "Different orders sent under an order id already loaded: the first version stays, "
+            "the others are in the dead-letter topic. Should stay 0."
+        ),
+        role="quality",
+        chart="metric",
+        grid=Grid(0, 70, 12, 5),
+        metrics=(Metric("conflicts", "Order-id conflicts", "count", format="integer"),),
+        where=(ORDER_ID_CONFLICT,),
     ),
 )
 

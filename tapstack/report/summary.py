@@ -20,14 +20,17 @@ from tapstack.report.panels import DASHBOARD, Panel
 def _table(panel: Panel, result: queries.PanelResult, limit: int = 5) -> Table:
     table = Table(title=panel.title)
     split = panel.split
-    table.add_column(split.label)
+    if split:
+        table.add_column(split.label)
     for metric in panel.metrics:
         table.add_column(metric.label, justify="left" if metric.format == "text" else "right")
     for row in result.rows[:limit]:
-        first = str(row[split.key])
-        if split.key == "customer":
-            first = first[:12] + "\u2026"
-        table.add_row(first, *(fmt(row[m.key], m.format) for m in panel.metrics))
+        first = []
+        if split:
+            first = [str(row[split.key])]
+            if split.key == "customer":
+                first = [first[0][:12] + "\u2026"]
+        table.add_row(*first, *(fmt(row[m.key], m.format) for m in panel.metrics))
     return table
 
 
@@ -37,7 +40,13 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
     figures = queries.kpis(es, results)
 
     head = Table(title=DASHBOARD.title, show_header=False)
-    for key in ("total-revenue", "orders", "average-order-value", "high-demand-orders"):
+    for key in (
+        "total-revenue",
+        "orders",
+        "average-order-value",
+        "high-demand-orders",
+        "order-id-conflicts",
+    ):
         panel = DASHBOARD.panel(key)
         head.add_row(panel.title, fmt(results[key].value, panel.metrics[0].format))
     console.print(head)
@@ -50,7 +59,7 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
         split.add_row(name, str(bucket["orders"]), f"{share:.0%}", fmt(bucket["revenue"], "money"))
     console.print(split)
 
-    for key in ("spender-type", "top-products-units", "top-customers"):
+    for key in ("spender-type", "top-products-units", "top-customers", "data-freshness"):
         console.print(_table(DASHBOARD.panel(key), results[key]))
 
     products = queries.top_products(es, size=5, by="units")
