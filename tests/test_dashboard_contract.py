@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from rich.console import Console
 
-from tapstack import contracts
+from tapstack import contracts, model_registry
 from tapstack.kibana import saved_objects
 from tapstack.report import queries
 from tapstack.report.panels import DASHBOARD
@@ -232,6 +232,15 @@ def test_data_freshness_is_the_newest_order_and_its_enrichment(es, shop):
     assert instant(newest.event["timestamp"]) <= enriched <= datetime.now(enriched.tzinfo)
 
 
+def test_model_versions_show_the_model_that_labelled_the_orders(es, shop, pipeline):
+    """The stack's model (its metadata file) labelled every order of this test."""
+    version = model_registry.metadata(pipeline.stack.model_dir)["version"]
+    rows = panel(es, shop, "model-versions").rows
+    assert [(r["version"], r["orders"]) for r in rows] == [(version, N)]
+    labelled = instant(rows[0]["last_labelled"])
+    assert labelled <= datetime.now(labelled.tzinfo)
+
+
 # -- the controls ------------------------------------------------------------------------------
 
 
@@ -299,5 +308,6 @@ def test_summary_figures_come_from_the_same_panels(es, shop):
         "Top customers by lifetime value",
         "Data freshness",
         "Order-id conflicts",
+        "Behaviour model in use",
     ):
         assert title in out.getvalue()

@@ -308,6 +308,11 @@ def table_html(panel: Panel, result: queries.PanelResult) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _indices(dashboard: Dashboard) -> list[str]:
+    """The indices the panels read, in panel order, each once."""
+    return list(dict.fromkeys(p.index for p in dashboard.panels))
+
+
 def panel_body(panel: Panel, result: queries.PanelResult, colours: _Colours) -> str:
     if panel.chart == "metric":
         return metric_html(panel, result)
@@ -412,8 +417,8 @@ def render(
         f"<main>{''.join(panels)}</main>"
         f"<footer>{_esc(SHOP)} &middot; generated "
         f"{_esc(generated_at.strftime('%Y-%m-%d %H:%M %Z'))}"
-        f" from Elasticsearch indices {_esc(contracts.index('orders'))} and "
-        f"{_esc(contracts.index('lines'))} &middot; the native stand-in for the Kibana dashboard "
+        f" from Elasticsearch indices {_esc(', '.join(_indices(dashboard)))} "
+        "&middot; the native stand-in for the Kibana dashboard "
         "of the same name: same panels, same queries, over every order in the indices (the "
         f"dashboard opens on {_esc(dashboard.time_from)} to {_esc(dashboard.time_to)}).</footer>"
         "</body></html>\n"

@@ -326,7 +326,7 @@ PANELS: tuple[Panel, ...] = (
         ),
         role="orders",
         chart="table",
-        grid=Grid(12, 70, 36, 5),
+        grid=Grid(12, 70, 18, 5),
         metrics=(
             Metric(
                 "newest_paid",
@@ -347,12 +347,32 @@ PANELS: tuple[Panel, ...] = (
         ),
     ),
     Panel(
+        key="model-versions",
+        title="Behaviour model in use",
+        description=(
+            "Orders labelled by each model version and when it last labelled one: the version "
+            "labelled most recently is the one in use."
+        ),
+        role="orders",
+        chart="table",
+        grid=Grid(30, 70, 18, 5),
+        metrics=(
+            _ORDERS,
+            Metric(
+                "last_labelled",
+                "Last labelled at",
+                "last_value",
+                "processed_at",
+                sort_field="processed_at",
+                format="datetime",
+            ),
+        ),
+        split=Split("version", "Model version", "terms", "model_version", size=5),
+    ),
+    Panel(
         key="order-id-conflicts",
         title="Order-id conflicts",
-        description=(
-            "Different orders sent under an order id already loaded: the first version stays, "
-            "the others are in the dead-letter topic. Should stay 0."
-        ),
+        description="Other orders under an id already loaded (dead-lettered). Should be 0.",
         role="quality",
         chart="metric",
         grid=Grid(0, 70, 12, 5),

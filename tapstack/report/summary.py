@@ -59,7 +59,13 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
         split.add_row(name, str(bucket["orders"]), f"{share:.0%}", fmt(bucket["revenue"], "money"))
     console.print(split)
 
-    for key in ("spender-type", "top-products-units", "top-customers", "data-freshness"):
+    for key in (
+        "spender-type",
+        "top-products-units",
+        "top-customers",
+        "data-freshness",
+        "model-versions",
+    ):
         console.print(_table(DASHBOARD.panel(key), results[key]))
 
     products = queries.top_products(es, size=5, by="units")
