@@ -87,6 +87,10 @@ def logstash_on(es, tmp_path):
         es.options(ignore_status=404).indices.delete(index=",".join(rename.values()))
 
 
+def _without_customer(record: dict) -> dict:
+    return {name: value for name, value in record.items() if name != "customer_id"}
+
+
 def _docs(es, index: str) -> dict[str, dict]:
     es.indices.refresh(index=index)
     hits = es.search(index=index, size=10_000, query={"match_all": {}})["hits"]["hits"]
@@ -106,6 +110,13 @@ def test_the_native_loader_and_logstash_give_the_same_outcome(make_flow, logstas
         {**reused, "order_fingerprint": "fp-again"},
         first,
         _dashboard_record(7002, [_sample_item(103, "Scarf", "Accessories", 1, 9.0)]),
+        # A guest's order without an e-mail has no customer id: absent (Spark's JSON leaves
+        # nulls out) or null.
+        _without_customer(_dashboard_record(7003, [_sample_item(104, "Belt", "Belts", 1, 15.0)])),
+        {
+            **_dashboard_record(7004, [_sample_item(105, "Sock", "Socks", 3, 4.0)]),
+            "customer_id": None,
+        },
     ]
     corpus = poison_corpus()
     values = (
@@ -139,6 +150,8 @@ def test_the_native_loader_and_logstash_give_the_same_outcome(make_flow, logstas
     assert _docs(es, rename[orders]) == _docs(es, flow.names.orders)
     assert _docs(es, rename[lines]) == _docs(es, flow.names.lines)
     assert len(_docs(es, flow.names.orders)) >= len(RECORDS) + 2
+    guests = [d for d in _docs(es, flow.names.orders).values() if d["order_id"] in (7003, 7004)]
+    assert len(guests) == 2 and all(d.get("customer_id") is None for d in guests)
 
     native = sorted((d["value"], d[dead_letters.REASON].decode()) for d in flow.dead_letters())
     logstash = sorted(

@@ -74,8 +74,6 @@ def oracle_valid(line: str) -> bool:
         return False
     if not isinstance(order, dict) or not VALIDATOR.is_valid(order):
         return False
-    if not order["customer"]["email"].strip():
-        return False
     if abs(sum(item["total"] for item in order["items"]) - order["total"]) > RULES.total_tolerance:
         return False
     from datetime import datetime
@@ -85,6 +83,19 @@ def oracle_valid(line: str) -> bool:
     except ValueError:
         return False
     return bool(_ISO.match(order["timestamp"]))
+
+
+def oracle_customer_id(customer: dict) -> str | None:
+    """The keyed hash of the e-mail (trimmed of spaces, as Spark's trim does, lower-cased);
+    without one, of the WordPress user as wp-user:<id>; a guest without one has none."""
+    email = customer["email"].strip(" ").lower()
+    if email:
+        message = email
+    elif customer["id"] > 0:
+        message = f"wp-user:{int(customer['id'])}"  # 7.0 is the integer 7 here too
+    else:
+        return None
+    return hmac.new(KEY.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 # -- the generators -----------------------------------------------------------------------------
@@ -167,14 +178,7 @@ def test_every_line_gives_one_row_and_bad_means_dead_lettered(spark, lines):
         if expected_good:
             order = json.loads(line)
             assert row.total == order["total"]
-            assert (
-                row.customer_id
-                == hmac.new(
-                    KEY.encode(),
-                    order["customer"]["email"].strip().lower().encode(),
-                    hashlib.sha256,
-                ).hexdigest()
-            )
+            assert row.customer_id == oracle_customer_id(order["customer"])
             assert "email" not in analysis_columns()
 
 
@@ -234,6 +238,8 @@ NEAR_MISSES = {
     "no order lines": lambda o: o.update(items=[], total=0),
     "schema_version 1.0": lambda o: o.update(schema_version=1.0),
     "a null e-mail": lambda o: o["customer"].update(email=None),
+    "no e-mail (a phone order)": lambda o: o["customer"].update(email=""),
+    "an e-mail of spaces": lambda o: o["customer"].update(email="   "),
     "an order line that is a list": lambda o: o["items"].append([1, 2]),
     "an extra field in an order line": lambda o: o["items"][1].update(colour="red"),
     "an empty product name": lambda o: o["items"][0].update(product_name=""),
@@ -281,3 +287,28 @@ def test_unknown_fields_lengths_and_line_counts_are_dead_lettered_with_their_rea
     )
     rows = sorted(parse_lines(frame, RULES).collect(), key=lambda r: r.source_offset)
     assert {name: row.reason for name, row in zip(REASONS, rows, strict=True)} == REASONS
+
+
+def test_an_order_without_an_e_mail_is_kept_under_its_user_or_as_a_guest(spark):
+    """Phone, admin and POS orders have no billing e-mail: they are paid orders all the same."""
+    customers = [
+        {"id": 42, "email": ""},  # a registered customer's phone order
+        {"id": 0, "email": "  "},  # a guest at the till
+        {"id": 42, "email": " Anna@Example.com "},  # the same customer online
+    ]
+    lines = []
+    for customer in customers:
+        order = copy.deepcopy(BASE[0])
+        order["customer"].update(customer)
+        lines.append(json.dumps(order, separators=(",", ":")))
+    frame = spark.createDataFrame(
+        [(None, line.encode(), "Topic_Purchase", 0, i) for i, line in enumerate(lines)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    rows = sorted(
+        enrich(parse_lines(frame, RULES), RULES, KEY).collect(), key=lambda r: r.source_offset
+    )
+    assert [row.reason for row in rows] == [None] * 3
+    ids = [row.customer_id for row in rows]
+    assert ids == [oracle_customer_id(json.loads(line)["customer"]) for line in lines]
+    assert ids[1] is None and None not in (ids[0], ids[2]) and ids[0] != ids[2]

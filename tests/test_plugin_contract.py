@@ -266,6 +266,8 @@ def test_plugin_edge_cases_are_valid():
         ], "session": {"duration_session": 10**9, "pages_viewed": 0}},
         # An order whose visit was never recorded (created in the admin).
         {**{k: v for k, v in base.items() if k != "session"}, "id": 4},
+        # A phone order without a billing e-mail: valid, process_orders keys it by the user.
+        {**base, "id": 5, "billing_email": ""},
     ]  # fmt: skip
     lines = plugin_lines(specs)
     _assert_valid_lines(lines, "plugin edge cases")
@@ -273,3 +275,4 @@ def test_plugin_edge_cases_are_valid():
     assert events[0]["timestamp"] == "2026-11-24T10:15:03+01:00"
     assert events[2]["duration_session"] == 86400 and events[2]["pages_viewed"] == 1
     assert events[3]["duration_session"] == 0 and events[3]["pages_viewed"] == 1
+    assert events[4]["customer"]["email"] == "" and events[4]["customer"]["id"] > 0

@@ -10,16 +10,16 @@ from typer.testing import CliRunner
 
 from tapstack import contracts
 from tapstack.cli import app
-from tapstack.privacy.erase import customer_id
+from tapstack.privacy.erase import customer_id, user_customer_id
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark]
 
 ORDERS, LINES = contracts.index("orders"), contracts.index("lines")
 
 
-def _with_id(es, index: str, value: str) -> int:
+def _with_id(es, index: str, *values: str) -> int:
     es.indices.refresh(index=index)
-    return es.count(index=index, query={"term": {"customer_id": value}})["count"]
+    return es.count(index=index, query={"terms": {"customer_id": list(values)}})["count"]
 
 
 def _sum_of_totals(es, ids: list[int]) -> float:
@@ -39,6 +39,9 @@ def test_erasure_leaves_no_document_of_the_customer_and_keeps_the_figures(pipeli
     email, _ = registered.most_common(1)[0]
     theirs = [o for o in orders if o.event["customer"]["email"] == email]
     assert len(theirs) >= 2
+    user = theirs[0].event["customer"]["id"]
+    assert {o.event["customer"]["id"] for o in theirs} == {user}
+    theirs[-1].event["customer"]["email"] = ""  # one of their orders was taken by phone
     pipeline.append(orders)
     ids = [o.order_id for o in orders]
     assert pipeline.wait_indexed(ids, timeout=180) == len(ids)
@@ -46,16 +49,23 @@ def test_erasure_leaves_no_document_of_the_customer_and_keeps_the_figures(pipeli
     assert len(pipeline.wait_lines(ids, expected_lines)) == expected_lines
     key = pipeline.stack.customer_key()
     hashed = customer_id(email.upper() + " ", key)  # the stage trims and lower-cases first
-    before = {"orders": _with_id(es, ORDERS, hashed), "lines": _with_id(es, LINES, hashed)}
+    by_user = user_customer_id(user, key)
+    assert _with_id(es, ORDERS, by_user) == 1
+    before = {
+        "orders": _with_id(es, ORDERS, hashed, by_user),
+        "lines": _with_id(es, LINES, hashed, by_user),
+    }
     assert before["orders"] >= len(theirs)
     revenue = _sum_of_totals(es, ids)
 
     result = CliRunner().invoke(
-        app, ["privacy", "erase", "--email", email], env={"TAP_CUSTOMER_KEY": key}
+        app,
+        ["privacy", "erase", "--email", email, "--user-id", str(user)],
+        env={"TAP_CUSTOMER_KEY": key},
     )
     assert result.exit_code == 0, result.output
 
-    assert _with_id(es, ORDERS, hashed) == 0 and _with_id(es, LINES, hashed) == 0
+    assert _with_id(es, ORDERS, hashed, by_user) == 0 and _with_id(es, LINES, hashed, by_user) == 0
     first_name = theirs[0].event["customer"]["first_name"]
     docs = pipeline.orders_by_id([o.order_id for o in theirs])
     assert all(doc.get("customer_first_name") is None for doc in docs.values()), first_name
@@ -64,9 +74,7 @@ def test_erasure_leaves_no_document_of_the_customer_and_keeps_the_figures(pipeli
     }, "one placeholder for the customer, so their orders still group together"
     assert _sum_of_totals(es, ids) == revenue, "revenue still adds up"
     assert pipeline.count_orders(ids) == len(ids)
-    others = [
-        o for o in orders if o.event["customer"]["email"] != email and o.event["customer"]["id"]
-    ]
+    others = [o for o in orders if o not in theirs and o.event["customer"]["id"]]
     untouched = pipeline.orders_by_id([o.order_id for o in others])
     assert all(d.get("customer_first_name") for d in untouched.values())
     es.indices.refresh(index=contracts.index("privacy"))
@@ -74,6 +82,13 @@ def test_erasure_leaves_no_document_of_the_customer_and_keeps_the_figures(pipeli
     record = next(r["_source"] for r in records if r["_source"]["orders"] == before["orders"])
     assert record["lines"] == before["lines"]
     assert hashed not in str(records) and email not in str(records)
+    assert by_user not in str(records)
+
+
+def test_erasure_names_a_customer():
+    result = CliRunner().invoke(app, ["privacy", "erase"], env={"TAP_CUSTOMER_KEY": "k"})
+    assert result.exit_code == 2
+    assert "--email, --user-id or both" in result.output
 
 
 def test_erasure_without_a_key_says_what_to_do(tmp_path):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from tap_spark.hashing import fingerprint_key, keyed_hash
+from tap_spark.hashing import KeyedHash, fingerprint_key, keyed_hash
 from tap_spark.schemas import CARRIED_ORDER_FIELDS, ENRICHMENT_FIELDS, order_line_schema
 from tapstack import contracts
 
@@ -319,7 +319,6 @@ def _value_reasons(order: Column, event_time: Column, rules: Rules) -> list[Colu
             event_time.isNull(),
             F.lit("timestamp is not ISO 8601 with an offset"),
         ),
-        F.when(F.trim(order["customer"]["email"]) == "", F.lit("empty customer.email")),
         *_size_reasons(order),
     ]
 
@@ -504,6 +503,17 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     )
 
 
+def _customer_id(customer_ids: KeyedHash, customer: Column) -> Column:
+    """The keyed hash of the trimmed, lower-cased e-mail. Phone, admin and POS orders often
+    have none ("" in the log): such an order is its WordPress user's, hashed as
+    contracts.USER_CUSTOMER_PREFIX + customer.id, and a guest's has no customer id."""
+    email = F.lower(F.trim(customer["email"]))
+    user = F.concat(F.lit(contracts.USER_CUSTOMER_PREFIX), customer["id"].cast("string"))
+    return F.when(email != "", customer_ids.hex(email)).when(
+        customer["id"] > 0, customer_ids.hex(user)
+    )
+
+
 def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
     """Add the Topic_Analysis columns (meaningful on good rows; bad rows keep their raw record).
 
@@ -518,7 +528,7 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
     added = {
         "event_time": F.col("event_time"),
         "processed_at": F.current_timestamp(),
-        "customer_id": customer_ids.hex(F.lower(F.trim(order["customer"]["email"]))),
+        "customer_id": _customer_id(customer_ids, order["customer"]),
         "customer_first_name": order["customer"]["first_name"],
         "spender_type": F.when(order["total"] > rules.high_spender_above, "High Spender").otherwise(
             "Standard Spender"

@@ -1,4 +1,5 @@
-"""`tap privacy erase --email ADDRESS`: the downstream half of a WordPress erasure request."""
+"""`tap privacy erase --email ADDRESS [--user-id N]`: the downstream half of a WordPress
+erasure request."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 @friendly_errors
 def erase(
-    email: str = typer.Option(..., help="The customer's e-mail address, as the shop knew it."),
+    email: str | None = typer.Option(
+        None, help="The customer's e-mail address, as the shop knew it."
+    ),
+    user_id: int | None = typer.Option(
+        None,
+        min=1,
+        help="The customer's WordPress user id: also erases their orders without an e-mail "
+        "(phone, admin and POS orders).",
+    ),
     stack: str = typer.Option(
         "demo", help="Native stack whose customer key to use (TAP_CUSTOMER_KEY wins)."
     ),
@@ -25,6 +34,8 @@ def erase(
     from tapstack.native.stack import Stack
     from tapstack.privacy.erase import erase as erase_customer
 
+    if not email and not user_id:
+        raise typer.BadParameter("name the customer with --email, --user-id or both")
     key = os.environ.get("TAP_CUSTOMER_KEY")
     if not key:
         stored = Stack(stack).secrets_dir / "customer_key"
@@ -36,7 +47,7 @@ def erase(
         key = stored.read_text().strip()
     es = connect(role="admin")
     try:
-        done = erase_customer(es, email, key)
+        done = erase_customer(es, key, email=email, user_id=user_id)
     finally:
         es.close()
     say(
