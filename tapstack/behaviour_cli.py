@@ -27,7 +27,7 @@ from rich.table import Table
 
 from tapstack import contracts, model_drift, model_registry
 from tapstack.contracts import ROOT
-from tapstack.elastic import history
+from tapstack.elastic import drift_index, history
 from tapstack.elastic.client import connect
 
 DEFAULT_DATA = ROOT / "training_data" / "training_data.csv"
@@ -210,35 +210,71 @@ def drift(
     index: Annotated[
         str | None, typer.Option(help="Orders index (default: the contract's, as the viewer).")
     ] = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record", help="Also index the figures (the dashboard's drift panel), as tap_model."
+        ),
+    ] = False,
+    every: Annotated[
+        str | None,
+        typer.Option(help="Measure again at this interval (like 1h), the window ending now."),
+    ] = None,
 ) -> None:
     """How far the window's orders have moved from the training data: PSI per feature."""
+    if every and until:
+        raise typer.BadParameter("--every measures windows ending now: leave out --until")
+    pause = history.duration(every) if every else None
+    while True:
+        try:
+            _measure_drift(model_dir, since, until, index, record)
+        except typer.Exit:
+            if pause is None:
+                raise
+        if pause is None:
+            return
+        time.sleep(pause.total_seconds())
+
+
+def _measure_drift(
+    model_dir: Path, since: str, until: str | None, index: str | None, record: bool
+) -> None:
     threshold = contracts.settings()["model"]["retrain_psi_above"]
+    now = datetime.now(UTC)
     try:
         metadata = model_registry.metadata(model_dir)
         references = [
             model_drift.Reference.of(f, d) for f, d in metadata["drift_reference"].items()
         ]
-        span = history.window(since, until, datetime.now(UTC))
+        span = history.window(since, until, now)
     except (KeyError, ValueError, model_registry.RegistryError, history.HistoryError) as error:
         console.print(f"[red]cannot measure drift:[/red] {error!r} (train the model again?)")
         raise typer.Exit(1) from error
-    client = connect(role="viewer")
+    client = connect(role="model" if record else "viewer")
     try:
         edges = {r.feature: list(r.edges) for r in references}
         counts = history.bin_counts(client, span, edges, index=index)
+        measures = model_drift.measure(references, counts, threshold)
+        if record:
+            docs = model_drift.documents(
+                measures,
+                model_version=metadata["version"],
+                since=span.since,
+                until=span.until,
+                threshold=threshold,
+                measured_at=now,
+            )
+            created = drift_index.record(client, docs)
+            console.print(f"recorded {created} drift documents in {contracts.index('drift')}")
     finally:
         client.close()
     table = Table(title=f"drift of {span.describe()} from {metadata['version']}")
     for header in ("feature", "orders", "PSI", "verdict"):
         table.add_column(header)
-    for reference in references:
-        seen = counts[reference.feature]
-        if not sum(seen):
-            table.add_row(reference.feature, "0", "-", "no orders in the window")
-            continue
-        value = model_drift.psi(reference.shares, model_drift.shares(seen))
-        verdict = "retrain" if value > threshold else "stable"
-        table.add_row(reference.feature, str(sum(seen)), f"{value:.3f}", verdict)
+    for m in measures:
+        shown = "-" if m.psi is None else f"{m.psi:.3f}"
+        verdict = "no orders in the window" if m.psi is None else m.verdict
+        table.add_row(m.feature, str(m.orders), shown, verdict)
     table.caption = f"retrain when a PSI is above {threshold} ([model] retrain_psi_above)"
     console.print(table)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
 
 # An empty bin would make ln(0); its share is floored to this instead (a common convention).
 SHARE_FLOOR = 1e-4
@@ -60,3 +62,60 @@ def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
         e, a = max(e, SHARE_FLOOR), max(a, SHARE_FLOOR)
         total += (a - e) * math.log(a / e)
     return total
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One feature's drift over a window: psi is None when the window holds no order."""
+
+    feature: str
+    orders: int
+    psi: float | None
+    verdict: Literal["stable", "retrain", "no orders"]
+
+
+def measure(
+    references: Sequence[Reference], counts: dict[str, Sequence[int]], threshold: float
+) -> list[Measure]:
+    """Each reference feature's PSI for the window's bin counts, and what it calls for."""
+    found = []
+    for reference in references:
+        seen = counts[reference.feature]
+        if not sum(seen):
+            found.append(Measure(reference.feature, 0, None, "no orders"))
+            continue
+        value = psi(reference.shares, shares(seen))
+        verdict = "retrain" if value > threshold else "stable"
+        found.append(Measure(reference.feature, sum(seen), value, verdict))
+    return found
+
+
+def documents(
+    measures: Sequence[Measure],
+    *,
+    model_version: str,
+    since: datetime,
+    until: datetime,
+    threshold: float,
+    measured_at: datetime,
+) -> list[tuple[str, dict]]:
+    """(id, document) per feature for the drift index: the same window of the same model has
+    the same ids, so recording it again creates nothing."""
+    window_to = until.astimezone(UTC).isoformat()
+    return [
+        (
+            f"{model_version}-{m.feature}-{window_to}",
+            {
+                "measured_at": measured_at.astimezone(UTC).isoformat(),
+                "window_from": since.astimezone(UTC).isoformat(),
+                "window_to": window_to,
+                "model_version": model_version,
+                "feature": m.feature,
+                "orders": m.orders,
+                "psi": m.psi,
+                "threshold": threshold,
+                "verdict": m.verdict,
+            },
+        )
+        for m in measures
+    ]

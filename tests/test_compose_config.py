@@ -1003,6 +1003,7 @@ def test_es_users_container_applies_the_contract_roles_and_users(services):
         ("writer", "TAP_LOGSTASH"),
         ("setup", "TAP_SETUP"),
         ("viewer", "TAP_CEO"),
+        ("model", "TAP_MODEL"),
     ):
         user = contracts.es_user(role)
         assert env_example[f"{variable}_USER"] == user, "compose/.env names the contract's user"

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from tapstack import model_drift as drift
+from tapstack.elastic.templates import mapping_properties
 
 
 def test_identical_populations_have_no_drift():
@@ -58,3 +59,54 @@ def test_mismatched_bins_and_empty_counts_are_refused():
         drift.psi([0.5, 0.5], [1.0])
     with pytest.raises(ValueError):
         drift.shares([0, 0])
+
+
+def test_measures_say_retrain_above_the_threshold_and_nothing_without_orders():
+    references = [
+        drift.Reference("duration_session", (10.0,), (0.5, 0.5)),
+        drift.Reference("pages_viewed", (3.0,), (0.5, 0.5)),
+    ]
+    counts = {"duration_session": [90, 10], "pages_viewed": [0, 0]}
+    moved, empty = drift.measure(references, counts, threshold=0.25)
+    assert moved == drift.Measure(
+        "duration_session", 100, drift.psi((0.5, 0.5), (0.9, 0.1)), "retrain"
+    )
+    assert moved.psi > 0.25
+    assert empty == drift.Measure("pages_viewed", 0, None, "no orders")
+    same = drift.measure(references[:1], {"duration_session": [50, 50]}, threshold=0.25)
+    assert same[0].verdict == "stable" and same[0].psi == 0
+
+
+def test_drift_documents_of_one_window_have_the_same_ids():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    measures = [drift.Measure("duration_session", 100, 0.3, "retrain")]
+    until = datetime(2026, 12, 2, 12, 0, tzinfo=timezone(timedelta(hours=1)))
+    since = until - timedelta(days=1)
+
+    def docs(measured_at):
+        return drift.documents(
+            measures, model_version="v1", since=since, until=until, threshold=0.25,
+            measured_at=measured_at,
+        )  # fmt: skip
+
+    first = docs(datetime(2026, 12, 2, 11, 1, tzinfo=UTC))
+    again = docs(datetime(2026, 12, 2, 11, 30, tzinfo=UTC))
+    assert (
+        [i for i, _ in first]
+        == [i for i, _ in again]
+        == ["v1-duration_session-2026-12-02T11:00:00+00:00"]
+    )
+    [(_, doc)] = first
+    assert doc == {
+        "measured_at": "2026-12-02T11:01:00+00:00",
+        "window_from": "2026-12-01T11:00:00+00:00",
+        "window_to": "2026-12-02T11:00:00+00:00",
+        "model_version": "v1",
+        "feature": "duration_session",
+        "orders": 100,
+        "psi": 0.3,
+        "threshold": 0.25,
+        "verdict": "retrain",
+    }
+    assert set(doc) == set(mapping_properties("drift"))

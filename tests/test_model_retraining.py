@@ -9,14 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
-from tapstack import contracts
+from tapstack import contracts, model_drift
 from tapstack.behaviour_cli import app
+from tapstack.report import queries
+from tapstack.report.panels import DASHBOARD
 from tapstack.simulator import IMPULSIVE, POPULATIONS, REASONED, Simulator
 
 TZ = ZoneInfo(contracts.enrichment("shop_timezone"))
@@ -59,8 +61,30 @@ def registry(pipeline, tmp_path, monkeypatch):
     pipeline.stack.restart_process("behaviour")
 
 
+def _assert_drift_panel(es, metadata: dict, orders, until: str) -> None:
+    """Each feature's row of the drift panel, for this window, against the PSI of the orders'
+    own features over the model's training bins."""
+    references = [model_drift.Reference.of(f, d) for f, d in metadata["drift_reference"].items()]
+    window_to = datetime.fromisoformat(until).astimezone(UTC).isoformat()
+    here = [{"term": {"window_to": window_to}}, {"term": {"model_version": metadata["version"]}}]
+    rows = queries.run_panel(es, DASHBOARD.panel("model-drift"), extra=here).rows
+    threshold = contracts.settings()["model"]["retrain_psi_above"]
+    assert {r["feature"] for r in rows} == {r.feature for r in references}
+    for reference in references:
+        counts = [0] * (len(reference.edges) + 1)
+        for order in orders:
+            counts[model_drift.bin_index(order.event[reference.feature], reference.edges)] += 1
+        expected = model_drift.psi(reference.shares, model_drift.shares(counts))
+        [row] = [r for r in rows if r["feature"] == reference.feature]
+        assert row["psi"] == pytest.approx(expected, rel=1e-9)
+        assert row["orders"] == len(orders) and row["threshold"] == threshold
+        assert row["verdict"] == ("retrain" if expected > threshold else "stable")
+        assert row["model_version"] == metadata["version"]
+    assert any(r["verdict"] == "retrain" for r in rows)
+
+
 def test_the_model_is_retrained_from_the_shop_and_labels_its_new_buyers(
-    pipeline, registry, spark, tmp_path, monkeypatch
+    pipeline, registry, spark, tmp_path, monkeypatch, es
 ):
     from tap_spark import model
 
@@ -75,11 +99,21 @@ def test_the_model_is_retrained_from_the_shop_and_labels_its_new_buyers(
     # The old model misjudges this shop, and drift says so.
     old_docs = pipeline.orders_by_id([o.order_id for o in first])
     assert _accuracy(old_docs, first) < 0.9
-    drift = _cli(
-        "drift", "--model", str(pipeline.stack.model_dir), "--since", since, "--until", until
-    )
+    measure = [
+        "drift",
+        "--model",
+        str(pipeline.stack.model_dir),
+        "--since",
+        since,
+        "--until",
+        until,
+    ]
+    drift = _cli(*measure, "--record")
     duration_row = next(line for line in drift.splitlines() if "duration_session" in line)
     assert re.search(r"│\s*1500\s*│.*│\s*retrain\s*│", duration_row), drift
+    # Indexed, and the dashboard's drift panel shows the PSI computed here from the log.
+    _assert_drift_panel(es, session_model.metadata, first, until)
+    assert "recorded 0 drift documents" in _cli(*measure, "--record"), "a window counts once"
 
     # Retrained from Elasticsearch (no labels), promoted, and the stage switched to it.
     out = tmp_path / "retrained"

@@ -67,7 +67,11 @@ def delivered(pipeline):
 
 
 @pytest.fixture(scope="module")
-def report(delivered, tmp_path_factory) -> Path:
+def report(pipeline, delivered, tmp_path_factory) -> Path:
+    # The drift panel's figures: one measurement, as compose's model-drift service takes hourly.
+    model = str(pipeline.stack.model_dir)
+    result = CliRunner().invoke(app, ["model", "drift", "--model", model, "--record"])
+    assert result.exit_code == 0, result.output
     out = tmp_path_factory.mktemp("report") / "ceo.html"
     result = CliRunner().invoke(app, ["report", "html", "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -22,7 +22,7 @@ PROBE_ID = "security-probe"
 
 @pytest.fixture(scope="module")
 def as_role(engines):
-    clients = {role: connect(role=role) for role in ("setup", "writer", "viewer")}
+    clients = {role: connect(role=role) for role in ("setup", "writer", "viewer", "model")}
     yield clients
     for client in clients.values():
         client.close()
@@ -80,6 +80,24 @@ def test_setup_manages_templates_but_writes_no_documents(as_role, es):
         setup.index(index=ORDERS, id=PROBE_ID, document={"order_id": 0})
     with pytest.raises(AuthorizationException):
         setup.search(index="not-a-tap-index")
+
+
+def test_the_drift_recorder_reads_orders_and_creates_drift_documents_only(as_role, es):
+    model = as_role["model"]
+    drift = contracts.index("drift")
+    assert model.count(index=ORDERS)["count"] >= 0
+    model.create(index=drift, id=PROBE_ID, document={"feature": "probe"}, refresh=True)
+    try:
+        with pytest.raises(AuthorizationException):
+            model.index(index=drift, id=PROBE_ID, document={"feature": "changed"})
+        with pytest.raises(AuthorizationException):
+            model.delete(index=drift, id=PROBE_ID)
+        with pytest.raises(AuthorizationException):
+            model.create(index=ORDERS, id=PROBE_ID, document={"order_id": 0})
+        with pytest.raises(AuthorizationException):
+            model.search(index=LINES)
+    finally:
+        es.delete(index=drift, id=PROBE_ID, refresh=True)
 
 
 def _environ(run_dir: Path, name: str) -> dict[str, str]:

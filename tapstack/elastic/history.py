@@ -105,3 +105,11 @@ def bin_counts(
     aggs = {f: {"range": {"field": f, "ranges": ranges(cuts)}} for f, cuts in edges.items()}
     answer = client.search(index=index or contracts.index("orders"), size=0, query=query, aggs=aggs)
     return {f: [b["doc_count"] for b in answer["aggregations"][f]["buckets"]] for f in edges}
+
+
+def duration(text: str) -> timedelta:
+    """An interval like 1h, 30m or 7d."""
+    match = _RELATIVE.match(text.strip())
+    if not match or int(match[1]) == 0:
+        raise HistoryError(f"{text!r} is not an interval like 1h, 30m or 7d")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})

@@ -16,7 +16,13 @@ from tapstack import contracts
 
 TEMPLATE_DIR = contracts.ROOT / "kibana" / "index-templates"
 # template file stem -> index role in settings.toml
-TEMPLATES = {"orders": "orders", "lines": "lines", "privacy": "privacy", "quality": "quality"}
+TEMPLATES = {
+    "orders": "orders",
+    "lines": "lines",
+    "privacy": "privacy",
+    "quality": "quality",
+    "drift": "drift",
+}
 
 
 def template_name(role: str) -> str:

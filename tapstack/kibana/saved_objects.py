@@ -5,7 +5,7 @@ writes it; tests/test_saved_objects.py fails when the committed file and the gen
 
 Objects, all with fixed ids:
   index-pattern  tap-orders, tap-lines,   data views on the indices (titles from settings)
-                 tap-quality
+                 tap-quality, tap-drift
   lens           tap-lens-<panel>         one per chart panel, by reference from the dashboard
   search         tap-search-<panel>       one per records panel (a saved Discover session)
   dashboard      tap-dashboard-ceo        the grid, the options-list controls, the time range
@@ -48,7 +48,12 @@ TYPE_MIGRATION_VERSION = {
 # The Kibana release the panels are written for: same version as the Elastic stack in settings.
 KIBANA_VERSION = contracts.version("elasticsearch")
 
-DATA_VIEW_NAMES = {"orders": "orders", "lines": "order lines", "quality": "data quality"}
+DATA_VIEW_NAMES = {
+    "orders": "orders",
+    "lines": "order lines",
+    "quality": "data quality",
+    "drift": "model drift",
+}
 LENS_TYPES = {
     "metric": "lnsMetric",
     "line": "lnsXY",

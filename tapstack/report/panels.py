@@ -76,7 +76,7 @@ class Panel:
     key: str  # stable: saved-object ids, panel index and HTML ids derive from it
     title: str
     description: str
-    role: Literal["orders", "lines", "quality"]
+    role: Literal["orders", "lines", "quality", "drift"]
     chart: Chart
     grid: Grid
     metrics: tuple[Metric, ...] = ()
@@ -136,7 +136,12 @@ class Dashboard:
 
 
 # The date field each index role is filtered on by the dashboard's time range.
-TIME_FIELDS = {"orders": "event_time", "lines": "event_time", "quality": "detected_at"}
+TIME_FIELDS = {
+    "orders": "event_time",
+    "lines": "event_time",
+    "quality": "detected_at",
+    "drift": "measured_at",
+}
 
 SHOP = contracts.settings()["shop"]["name"]
 CURRENCY = contracts.settings()["shop"]["currency"]
@@ -378,6 +383,33 @@ PANELS: tuple[Panel, ...] = (
         grid=Grid(0, 70, 12, 5),
         metrics=(Metric("conflicts", "Order-id conflicts", "count", format="integer"),),
         where=(ORDER_ID_CONFLICT,),
+    ),
+)
+
+PANELS += (
+    # Row 8: the behaviour model.
+    Panel(
+        key="model-drift",
+        title="Model drift",
+        description=(
+            "How far recent orders' visit features have moved from the model's training "
+            "data, as last measured (tap model drift --record): retrain above the threshold."
+        ),
+        role="drift",
+        chart="table",
+        grid=Grid(0, 75, 48, 6),
+        metrics=tuple(
+            Metric(key, label, "last_value", key, sort_field="measured_at", format=fmt)
+            for key, label, fmt in (
+                ("psi", "PSI", "number"),
+                ("threshold", "Threshold", "number"),
+                ("verdict", "Verdict", "text"),
+                ("orders", "Orders", "integer"),
+                ("model_version", "Model version", "text"),
+                ("measured_at", "Measured at", "datetime"),
+            )
+        ),
+        split=Split("feature", "Feature", "terms", "feature", size=5),
     ),
 )
 
