@@ -17,8 +17,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
 from tapstack import contracts, model_registry
+from tapstack.cli import app
 from tapstack.kibana import saved_objects
 from tapstack.report import queries
 from tapstack.report.panels import DASHBOARD
@@ -288,13 +290,16 @@ def test_every_saved_object_field_is_in_the_live_mapping(es, shop):
         assert kind in saved_objects.FIELD_TYPES[usage], f"{usage} on {index}.{field} ({kind})"
 
 
-def test_summary_figures_come_from_the_same_panels(es, shop):
+def test_summary_figures_come_from_the_same_panels(es, shop, pipeline):
     figures = queries.kpis(es)
     assert figures["orders"] == queries.order_count(es) >= N
     assert set(figures["behaviour"]) <= {"Impulsive", "Reasoned"}
     top = queries.top_products(es, size=5, by="revenue")
     assert len(top) == 5 and all(row["units"] > 0 for row in top)
     # `tap summary` (and the demo) print the same figures.
+    model = str(pipeline.stack.model_dir)
+    recorded = CliRunner().invoke(app, ["model", "drift", "--model", model, "--record"])
+    assert recorded.exit_code == 0, recorded.output
     out = io.StringIO()
     printed = print_summary(es, Console(file=out, width=120))
     assert printed["orders"] == figures["orders"]
@@ -309,5 +314,6 @@ def test_summary_figures_come_from_the_same_panels(es, shop):
         "Data freshness",
         "Order-id conflicts",
         "Behaviour model in use",
+        "Model drift",
     ):
         assert title in out.getvalue()

@@ -65,8 +65,10 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
         "top-customers",
         "data-freshness",
         "model-versions",
+        "model-drift",
     ):
-        console.print(_table(DASHBOARD.panel(key), results[key]))
+        if results[key].rows:  # drift: none until `tap model drift --record` ran
+            console.print(_table(DASHBOARD.panel(key), results[key]))
 
     products = queries.top_products(es, size=5, by="units")
     return {
