@@ -27,7 +27,7 @@ from rich.table import Table
 
 from tapstack import contracts, model_drift, model_registry
 from tapstack.contracts import ROOT
-from tapstack.elastic import drift_index, history
+from tapstack.elastic import history, model_records
 from tapstack.elastic.client import connect
 
 DEFAULT_DATA = ROOT / "training_data" / "training_data.csv"
@@ -264,8 +264,14 @@ def _measure_drift(
                 threshold=threshold,
                 measured_at=now,
             )
-            created = drift_index.record(client, docs)
+            created = model_records.record(client, "drift", docs)
             console.print(f"recorded {created} drift documents in {contracts.index('drift')}")
+            try:
+                model = model_records.model_document(metadata, now)
+            except KeyError as error:
+                console.print(f"[red]cannot record the model:[/red] its metadata lacks {error}")
+                raise typer.Exit(1) from error
+            model_records.record(client, "models", [model])
     finally:
         client.close()
     table = Table(title=f"drift of {span.describe()} from {metadata['version']}")

@@ -110,3 +110,29 @@ def test_drift_documents_of_one_window_have_the_same_ids():
         "verdict": "retrain",
     }
     assert set(doc) == set(mapping_properties("drift"))
+
+
+def test_a_model_document_holds_its_metadata_figures():
+    from datetime import UTC, datetime
+
+    from tapstack.elastic.model_records import model_document
+
+    metadata = {
+        "version": "behaviour-1",
+        "created": "2026-12-01T10:00:00+00:00",
+        "training_rows": 4000,
+        "silhouette": 0.88,
+        "boundary": {"duration_seconds": 377.6, "pages_viewed": 7},
+        "centres": [
+            {"behaviour": "Reasoned", "duration_seconds": 1355.7, "pages_viewed": 16.6},
+            {"behaviour": "Impulsive", "duration_seconds": 104.0, "pages_viewed": 2.6},
+        ],
+    }
+    recorded = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    doc_id, doc = model_document(metadata, recorded)
+    assert doc_id == "behaviour-1"
+    assert set(doc) == set(mapping_properties("models"))
+    assert (doc["impulsive_seconds"], doc["impulsive_pages"]) == (104.0, 2.6)
+    assert (doc["reasoned_seconds"], doc["reasoned_pages"]) == (1355.7, 16.6)
+    assert (doc["boundary_seconds"], doc["boundary_pages"]) == (377.6, 7)
+    assert doc["recorded_at"] == "2026-12-02T09:00:00+00:00"

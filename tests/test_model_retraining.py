@@ -83,6 +83,23 @@ def _assert_drift_panel(es, metadata: dict, orders, until: str) -> None:
     assert any(r["verdict"] == "retrain" for r in rows)
 
 
+def _assert_model_panel(es, metadata: dict) -> None:
+    """The model panel's row of the measured version shows its metadata file's figures."""
+    only = [{"term": {"model_version": metadata["version"]}}]
+    [row] = queries.run_panel(es, DASHBOARD.panel("behaviour-models"), extra=only).rows
+    centres = {c["behaviour"]: c for c in metadata["centres"]}
+    assert row["version"] == metadata["version"]
+    assert datetime.fromisoformat(row["trained_at"]) == datetime.fromisoformat(metadata["created"])
+    assert row["training_rows"] == metadata["training_rows"]
+    assert row["silhouette"] == metadata["silhouette"]
+    assert row["boundary_seconds"] == metadata["boundary"]["duration_seconds"]
+    assert row["boundary_pages"] == metadata["boundary"]["pages_viewed"]
+    for behaviour, prefix in (("Impulsive", "impulsive"), ("Reasoned", "reasoned")):
+        assert row[f"{prefix}_seconds"] == centres[behaviour]["duration_seconds"]
+        assert row[f"{prefix}_pages"] == centres[behaviour]["pages_viewed"]
+    assert row["impulsive_seconds"] < row["boundary_seconds"] < row["reasoned_seconds"]
+
+
 def test_the_model_is_retrained_from_the_shop_and_labels_its_new_buyers(
     pipeline, registry, spark, tmp_path, monkeypatch, es
 ):
@@ -113,6 +130,7 @@ def test_the_model_is_retrained_from_the_shop_and_labels_its_new_buyers(
     assert re.search(r"│\s*1500\s*│.*│\s*retrain\s*│", duration_row), drift
     # Indexed, and the dashboard's drift panel shows the PSI computed here from the log.
     _assert_drift_panel(es, session_model.metadata, first, until)
+    _assert_model_panel(es, session_model.metadata)
     assert "recorded 0 drift documents" in _cli(*measure, "--record"), "a window counts once"
 
     # Retrained from Elasticsearch (no labels), promoted, and the stage switched to it.

@@ -162,7 +162,7 @@ def test_headless_chromium_renders_a_dashboard(report, tmp_path):
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run", "--no-default-browser-check", "--hide-scrollbars",
         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-        "--window-size=1280,2200", report.resolve().as_uri(),
+        "--window-size=1280,2400", report.resolve().as_uri(),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     assert shot.exists(), done.stderr[-2000:]
@@ -170,12 +170,12 @@ def test_headless_chromium_renders_a_dashboard(report, tmp_path):
     if keep:  # to look at it: TAP_REPORT_SCREENSHOT=/tmp/ceo.png pytest tests/test_report_html.py
         shutil.copy(shot, keep)
     image = Image.open(shot).convert("RGB")
-    assert image.size == (1280, 2200)
+    assert image.size == (1280, 2400)
     colours = image.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 200, "the screenshot is (nearly) blank"
     background = max(colours)[1]
     painted = sum(count for count, colour in colours if colour != background)
-    assert painted / (1280 * 2200) > 0.08  # background and panels aside, ~18 % is drawn
+    assert painted / (1280 * 2400) > 0.08  # background and panels aside, ~18 % is drawn
     # The charts' own colours are on the page: the bars, the donut slices, the area line.
     present = {colour for _, colour in colours}
     for hex_colour in ("#6092C0", "#E7664C", "#54B399"):

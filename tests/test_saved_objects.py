@@ -62,7 +62,8 @@ def test_every_line_is_a_saved_object():
 def test_ids_are_fixed_and_unique():
     ids = [o["id"] for o in OBJECTS]
     assert len(ids) == len(set(ids))
-    expected = {"tap-orders", "tap-lines", "tap-quality", "tap-drift", "tap-dashboard-ceo"}
+    expected = {"tap-orders", "tap-lines", "tap-quality", "tap-drift", "tap-models"}
+    expected.add("tap-dashboard-ceo")
     expected |= {
         f"tap-{'search' if p.chart == 'records' else 'lens'}-{p.key}" for p in DASHBOARD.panels
     }
@@ -76,6 +77,7 @@ def test_data_views_are_the_indices_of_the_settings():
         "tap-lines": contracts.index("lines"),
         "tap-quality": contracts.index("quality"),
         "tap-drift": contracts.index("drift"),
+        "tap-models": contracts.index("models"),
     } == INDEX_BY_DATA_VIEW
     for oid in INDEX_BY_DATA_VIEW:
         attributes = BY_ID[oid]["attributes"]

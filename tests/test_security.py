@@ -82,7 +82,7 @@ def test_setup_manages_templates_but_writes_no_documents(as_role, es):
         setup.search(index="not-a-tap-index")
 
 
-def test_the_drift_recorder_reads_orders_and_creates_drift_documents_only(as_role, es):
+def test_the_drift_recorder_reads_orders_and_creates_drift_and_model_documents_only(as_role, es):
     model = as_role["model"]
     drift = contracts.index("drift")
     assert model.count(index=ORDERS)["count"] >= 0
@@ -96,6 +96,8 @@ def test_the_drift_recorder_reads_orders_and_creates_drift_documents_only(as_rol
             model.create(index=ORDERS, id=PROBE_ID, document={"order_id": 0})
         with pytest.raises(AuthorizationException):
             model.search(index=LINES)
+        model.create(index=contracts.index("models"), id=PROBE_ID, document={}, refresh=True)
+        es.delete(index=contracts.index("models"), id=PROBE_ID, refresh=True)
     finally:
         es.delete(index=drift, id=PROBE_ID, refresh=True)
 

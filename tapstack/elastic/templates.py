@@ -22,6 +22,7 @@ TEMPLATES = {
     "privacy": "privacy",
     "quality": "quality",
     "drift": "drift",
+    "models": "models",
 }
 
 

@@ -5,7 +5,7 @@ writes it; tests/test_saved_objects.py fails when the committed file and the gen
 
 Objects, all with fixed ids:
   index-pattern  tap-orders, tap-lines,   data views on the indices (titles from settings)
-                 tap-quality, tap-drift
+                 tap-quality, tap-drift, tap-models
   lens           tap-lens-<panel>         one per chart panel, by reference from the dashboard
   search         tap-search-<panel>       one per records panel (a saved Discover session)
   dashboard      tap-dashboard-ceo        the grid, the options-list controls, the time range
@@ -53,6 +53,7 @@ DATA_VIEW_NAMES = {
     "lines": "order lines",
     "quality": "data quality",
     "drift": "model drift",
+    "models": "behaviour models",
 }
 LENS_TYPES = {
     "metric": "lnsMetric",

@@ -76,7 +76,7 @@ class Panel:
     key: str  # stable: saved-object ids, panel index and HTML ids derive from it
     title: str
     description: str
-    role: Literal["orders", "lines", "quality", "drift"]
+    role: Literal["orders", "lines", "quality", "drift", "models"]
     chart: Chart
     grid: Grid
     metrics: tuple[Metric, ...] = ()
@@ -141,6 +141,7 @@ TIME_FIELDS = {
     "lines": "event_time",
     "quality": "detected_at",
     "drift": "measured_at",
+    "models": "recorded_at",
 }
 
 SHOP = contracts.settings()["shop"]["name"]
@@ -410,6 +411,32 @@ PANELS += (
             )
         ),
         split=Split("feature", "Feature", "terms", "feature", size=5),
+    ),
+    Panel(
+        key="behaviour-models",
+        title="Behaviour models",
+        description=(
+            "Each model version measured with: when and on how many orders it was trained, "
+            "its centres and boundary in seconds and pages, and its silhouette."
+        ),
+        role="models",
+        chart="table",
+        grid=Grid(0, 81, 48, 6),
+        metrics=tuple(
+            Metric(key, label, "last_value", key, sort_field="recorded_at", format=fmt)
+            for key, label, fmt in (
+                ("trained_at", "Trained at", "datetime"),
+                ("training_rows", "Orders", "integer"),
+                ("impulsive_seconds", "Impulsive centre (s)", "number"),
+                ("impulsive_pages", "Impulsive pages", "number"),
+                ("reasoned_seconds", "Reasoned centre (s)", "number"),
+                ("reasoned_pages", "Reasoned pages", "number"),
+                ("boundary_seconds", "Boundary (s)", "number"),
+                ("boundary_pages", "Boundary pages", "integer"),
+                ("silhouette", "Silhouette", "number"),
+            )
+        ),
+        split=Split("version", "Model version", "terms", "model_version", size=5),
     ),
 )
 

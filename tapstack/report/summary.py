@@ -66,6 +66,7 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
         "data-freshness",
         "model-versions",
         "model-drift",
+        "behaviour-models",
     ):
         if results[key].rows:  # drift: none until `tap model drift --record` ran
             console.print(_table(DASHBOARD.panel(key), results[key]))
