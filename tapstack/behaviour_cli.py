@@ -281,7 +281,7 @@ def _measure_drift(
         shown = "-" if m.psi is None else f"{m.psi:.3f}"
         verdict = "no orders in the window" if m.psi is None else m.verdict
         table.add_row(m.feature, str(m.orders), shown, verdict)
-    table.caption = f"retrain when a PSI is above {threshold} ([model] retrain_psi_above)"
+    table.caption = f"retrain when a PSI is above {threshold} (\\[model] retrain_psi_above)"
     console.print(table)
 
 

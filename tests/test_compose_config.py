@@ -587,6 +587,38 @@ def test_spark_jobs_get_the_documented_environment(services):
     )
 
 
+def test_the_drift_service_runs_the_native_stacks_command(services, monkeypatch, tmp_path):
+    """compose's model-drift and the native stack's model_drift process measure the same
+    window as often, as the same least-privilege user (contracts/settings.toml [model])."""
+    from tapstack.native.stack import Stack
+
+    monkeypatch.setenv("TAP_SECRETS_DIR", str(tmp_path))
+    native = Stack("compose-check").command("model_drift")
+    service = services["model-drift"]
+    assert native[:3] == [native[0], "-m", "tapstack"]
+    composed = service["command"]
+    assert composed[: len(SECRETS_ENV) + 1] == [*SECRETS_ENV, "tap"]
+    model_at = native.index("--model") + 1
+    assert composed[len(SECRETS_ENV) + 1 :] == [
+        *native[3:model_at],
+        "/models/current",
+        *native[model_at + 1 :],
+    ]
+    model = contracts.settings()["model"]
+    assert composed[-5:] == [
+        "--since",
+        model["drift_window"],
+        "--every",
+        model["drift_every"],
+        "--record",
+    ]
+    assert service["environment"]["TAP_ES_USER"] == contracts.es_user("model")
+    assert cm.secret_files(service) == {"TAP_ES_PASSWORD": "TAP_MODEL_PASSWORD"}
+    assert {v["target"]: v["source"] for v in service["volumes"] if v["type"] == "volume"} == {
+        "/models": "models"
+    }
+
+
 def test_tap_commands_of_the_setup_containers(services):
     assert services["topics"]["command"] == [*SECRETS_ENV, "tap", "topics", "create"]
     assert services["kafka-users"]["command"] == [*SECRETS_ENV, "tap", "kafka", "security"]

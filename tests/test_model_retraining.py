@@ -155,3 +155,29 @@ def test_the_model_is_retrained_from_the_shop_and_labels_its_new_buyers(
     assert {d["model_version"] for d in docs.values()} == {meta["version"]}
     assert {d["model_version"] for d in old_docs.values()} == {session_model.version}
     assert _accuracy(docs, later) >= 0.97
+
+
+def test_the_native_stack_measures_drift_on_its_schedule(pipeline, es):
+    """The stack's model_drift process, started with the pipeline, records a measurement of
+    the model in use at once, then every [model] drift_every."""
+    from pathlib import Path
+
+    from tapstack.native import processes
+
+    stack = pipeline.stack
+    managed = processes.find(stack.run_dir, "model_drift")
+    assert managed is not None, "model_drift is not running"
+    argv = Path(f"/proc/{managed.pid}/cmdline").read_bytes().decode().split("\0")
+    model = contracts.settings()["model"]
+    assert argv[argv.index("--every") + 1] == model["drift_every"]
+    assert argv[argv.index("--since") + 1] == model["drift_window"]
+    log = stack.run_dir / "logs" / "model_drift.log"
+    processes.wait_until(
+        lambda: log.exists() and "recorded" in log.read_text(errors="replace"),
+        timeout=120,
+        interval=1,
+        what="the first scheduled drift measurement",
+    )
+    version = json.loads((stack.model_dir / "tap_model.json").read_text())["version"]
+    es.indices.refresh(index=contracts.index("models"))
+    assert es.exists(index=contracts.index("models"), id=version)

@@ -113,7 +113,7 @@ def test_each_pipeline_process_holds_only_its_own_secrets(pipeline):
     run_dir = pipeline.stack.run_dir
     held = {
         name: {k for k in _environ(run_dir, name) if k in SECRET_VARIABLES}
-        for name in ("tailer", "process_orders", "behaviour", "loader")
+        for name in ("tailer", "process_orders", "behaviour", "loader", "model_drift")
     }
     kafka = {"TAP_KAFKA_USER", "TAP_KAFKA_PASSWORD"}  # each its own user (test_kafka_security)
     assert held == {
@@ -121,8 +121,10 @@ def test_each_pipeline_process_holds_only_its_own_secrets(pipeline):
         "process_orders": {"TAP_CUSTOMER_KEY", *kafka},
         "behaviour": kafka,
         "loader": {"TAP_ES_USER", "TAP_ES_PASSWORD", *kafka},
+        "model_drift": {"TAP_ES_USER", "TAP_ES_PASSWORD"},
     }
     assert _environ(run_dir, "loader")["TAP_ES_USER"] == contracts.es_user("writer")
+    assert _environ(run_dir, "model_drift")["TAP_ES_USER"] == contracts.es_user("model")
     assert (
         _environ(run_dir, "tailer")["TAP_KAFKA_USER"]
         == contracts.security()["kafka"]["users"]["collector"]

@@ -22,8 +22,8 @@ def auth_for(role: str | None = None) -> tuple[str, str] | None:
     """Basic auth: the process's own user from the environment (compose, native pipeline
     processes), else the native stack's stored password of `role` (default: admin)."""
     from_env = contracts.elasticsearch_auth()
-    if from_env and role is None:
-        return from_env
+    if from_env and (role is None or from_env[0] == contracts.es_user(role)):
+        return from_env  # the process's own user (compose, a native pipeline process)
     user = contracts.es_user(role or "admin")
     password = credentials.read("elasticsearch", user)
     if password is None:

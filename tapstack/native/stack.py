@@ -38,6 +38,8 @@ RUN_ROOT = contracts.ROOT / ".run"
 ENGINES = ("kafka", "elasticsearch")
 PIPELINE = ("tailer", "process_orders", "behaviour", "loader")
 SUPERVISOR = "supervisor"
+# Managed like the pipeline, without a ready marker: they act on a schedule.
+SCHEDULED = ("model_drift",)
 # Pipeline process -> its Kafka user's role key.
 KAFKA_ROLES = {
     "tailer": "collector",
@@ -45,6 +47,8 @@ KAFKA_ROLES = {
     "behaviour": "behaviour",
     "loader": "loader",
 }
+# Process -> its Elasticsearch user's role key.
+ES_ROLES = {"loader": "writer", "model_drift": "model"}
 
 
 @dataclass
@@ -195,12 +199,14 @@ class Stack:
             env["TAP_KAFKA_USER"], env["TAP_KAFKA_PASSWORD"] = self.kafka_auth(role)
         if process == "process_orders":
             env["TAP_CUSTOMER_KEY"] = self.customer_key()
-        if process == "loader":
-            env["TAP_ES_USER"], env["TAP_ES_PASSWORD"] = self.es_auth("writer")
+        es_role = ES_ROLES.get(process)
+        if es_role:
+            env["TAP_ES_USER"], env["TAP_ES_PASSWORD"] = self.es_auth(es_role)
         return env
 
     def command(self, process: str) -> list[str]:
         py = sys.executable
+        model = contracts.settings()["model"]
         return {
             "tailer": [
                 py,
@@ -215,6 +221,20 @@ class Stack:
             "process_orders": [py, "-m", "tap_spark.process_orders"],
             "behaviour": [py, "-m", "tap_spark.behaviour"],
             "loader": [py, "-m", "tapstack", "load"],
+            "model_drift": [
+                py,
+                "-m",
+                "tapstack",
+                "model",
+                "drift",
+                "--model",
+                str(self.model_dir),
+                "--since",
+                model["drift_window"],
+                "--every",
+                model["drift_every"],
+                "--record",
+            ],
         }[process]
 
     def start_process(self, process: str, unless_held: bool = False) -> processes.Managed | None:
@@ -238,14 +258,17 @@ class Stack:
         processes.stop(self.run_dir, process)
         self.start_process(process)
         self.wait_pipeline_ready(timeout=timeout, processes_=(process,))
+        if process == "behaviour" and processes.find(self.run_dir, "model_drift"):
+            processes.stop(self.run_dir, "model_drift")  # measured against the model in use
+            self.start_process("model_drift")
 
     def supervise(self, interval: float = 1.0, should_stop=lambda: False) -> None:
         """Restart pipeline processes that died (not those stopped on purpose), like compose's
         `restart: unless-stopped`; back off when one keeps dying."""
         log = logging.getLogger("tap.supervisor")
-        restarts: dict[str, list[float]] = {name: [] for name in PIPELINE}
+        restarts: dict[str, list[float]] = {name: [] for name in (*PIPELINE, *SCHEDULED)}
         while not should_stop():
-            for name in PIPELINE:
+            for name in restarts:
                 if processes.find(self.run_dir, name) or processes.held(self.run_dir, name):
                     continue
                 recent = [t for t in restarts[name] if time.monotonic() - t < 60]
@@ -263,7 +286,7 @@ class Stack:
             )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.touch()
-        for process in PIPELINE:
+        for process in (*PIPELINE, *SCHEDULED):
             say(f"Starting {process}...")
             self.start_process(process)
         processes.start(
@@ -301,7 +324,7 @@ class Stack:
 
     def status(self) -> list[dict]:
         rows = []
-        for name in (*ENGINES, *PIPELINE, SUPERVISOR):
+        for name in (*ENGINES, *PIPELINE, *SCHEDULED, SUPERVISOR):
             managed = processes.find(self.run_dir, name)
             rows.append(
                 {
@@ -316,7 +339,7 @@ class Stack:
 
     def stop(self, say=print, purge: bool = False) -> None:
         """Stop the pipeline first (so nothing writes to a stopped broker), then the engines."""
-        for name in (SUPERVISOR, *PIPELINE, *reversed(ENGINES)):
+        for name in (SUPERVISOR, *SCHEDULED, *PIPELINE, *reversed(ENGINES)):
             if processes.stop(self.run_dir, name):
                 say(f"Stopped {name}.")
         for name in processes.registered(self.run_dir):
