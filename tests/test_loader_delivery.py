@@ -425,7 +425,7 @@ def test_a_throttled_index_is_retried_until_it_takes_the_orders_and_nothing_is_s
     make_flow, es, throttled
 ):
     """Elasticsearch answers 429 (a flood-stage block): the loader retries with backoff, logs,
-    commits nothing and dead-letters nothing, and stays in its consumer group for longer than
+    commits no order and dead-letters nothing, and stays in its consumer group for longer than
     max.poll.interval.ms; once the block is lifted every order lands once."""
     flow = make_flow()
     throttled(flow.names.orders)
@@ -446,7 +446,9 @@ def test_a_throttled_index_is_retried_until_it_takes_the_orders_and_nothing_is_s
         "retries for longer than two poll intervals",
         running,
     )
-    assert flow.committed() == {}, "nothing committed while the orders are not written"
+    # Only each partition's start (0: the anchor of a group that never committed), nothing
+    # past an order not written.
+    assert set(flow.committed().values()) <= {0}, "committed past orders not written"
     assert flow.dead_letters() == []
     assert flow.docs(flow.names.orders) == {}
 
