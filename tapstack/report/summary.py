@@ -16,13 +16,21 @@ from tapstack.report import queries
 from tapstack.report.html import fmt
 from tapstack.report.panels import DASHBOARD, Panel
 
+# The columns a terminal has room for, of the panels wider than that (default: every one).
+_TERMINAL_COLUMNS = {
+    "model-drift": ("psi", "verdict", "orders", "measured_at"),
+    "behaviour-models": ("training_rows", "boundary_seconds", "boundary_pages", "silhouette"),
+}
+
 
 def _table(panel: Panel, result: queries.PanelResult, limit: int = 5) -> Table:
     table = Table(title=panel.title)
     split = panel.split
+    keys = _TERMINAL_COLUMNS.get(panel.key)
+    metrics = [m for m in panel.metrics if keys is None or m.key in keys]
     if split:
         table.add_column(split.label)
-    for metric in panel.metrics:
+    for metric in metrics:
         table.add_column(metric.label, justify="left" if metric.format == "text" else "right")
     for row in result.rows[:limit]:
         first = []
@@ -30,7 +38,7 @@ def _table(panel: Panel, result: queries.PanelResult, limit: int = 5) -> Table:
             first = [str(row[split.key])]
             if split.key == "customer":
                 first = [first[0][:12] + "\u2026"]
-        table.add_row(*first, *(fmt(row[m.key], m.format) for m in panel.metrics))
+        table.add_row(*first, *(fmt(row[m.key], m.format) for m in metrics))
     return table
 
 
