@@ -151,6 +151,16 @@ HIGH_DEMAND = ("stock_alert", "High Demand")
 # them together) records it in the data-quality index.
 ORDER_ID_CONFLICT = ("check", CONFLICT_CHECK)
 
+
+def _latest(sort_field: str, *columns: tuple[str, str, Format]) -> tuple[Metric, ...]:
+    """A table row of the newest document by sort_field: each (field, label, format) as the
+    field's last value, keyed by the field's name."""
+    return tuple(
+        Metric(name, label, "last_value", name, sort_field=sort_field, format=fmt)
+        for name, label, fmt in columns
+    )
+
+
 _REVENUE = Metric("revenue", f"Revenue ({CURRENCY})", "sum", "total", format="money")
 _ORDERS = Metric("orders", "Orders", "count", format="integer")
 _ORDER_COLUMNS = (
@@ -385,9 +395,6 @@ PANELS: tuple[Panel, ...] = (
         metrics=(Metric("conflicts", "Order-id conflicts", "count", format="integer"),),
         where=(ORDER_ID_CONFLICT,),
     ),
-)
-
-PANELS += (
     # Row 8: the behaviour model.
     Panel(
         key="model-drift",
@@ -399,16 +406,14 @@ PANELS += (
         role="drift",
         chart="table",
         grid=Grid(0, 75, 48, 6),
-        metrics=tuple(
-            Metric(key, label, "last_value", key, sort_field="measured_at", format=fmt)
-            for key, label, fmt in (
-                ("psi", "PSI", "number"),
-                ("threshold", "Threshold", "number"),
-                ("verdict", "Verdict", "text"),
-                ("orders", "Orders", "integer"),
-                ("model_version", "Model version", "text"),
-                ("measured_at", "Measured at", "datetime"),
-            )
+        metrics=_latest(
+            "measured_at",
+            ("psi", "PSI", "number"),
+            ("threshold", "Threshold", "number"),
+            ("verdict", "Verdict", "text"),
+            ("orders", "Orders", "integer"),
+            ("model_version", "Model version", "text"),
+            ("measured_at", "Measured at", "datetime"),
         ),
         split=Split("feature", "Feature", "terms", "feature", size=5),
     ),
@@ -422,19 +427,17 @@ PANELS += (
         role="models",
         chart="table",
         grid=Grid(0, 81, 48, 6),
-        metrics=tuple(
-            Metric(key, label, "last_value", key, sort_field="recorded_at", format=fmt)
-            for key, label, fmt in (
-                ("trained_at", "Trained at", "datetime"),
-                ("training_rows", "Orders", "integer"),
-                ("impulsive_seconds", "Impulsive centre (s)", "number"),
-                ("impulsive_pages", "Impulsive pages", "number"),
-                ("reasoned_seconds", "Reasoned centre (s)", "number"),
-                ("reasoned_pages", "Reasoned pages", "number"),
-                ("boundary_seconds", "Boundary (s)", "number"),
-                ("boundary_pages", "Boundary pages", "integer"),
-                ("silhouette", "Silhouette", "number"),
-            )
+        metrics=_latest(
+            "recorded_at",
+            ("trained_at", "Trained at", "datetime"),
+            ("training_rows", "Orders", "integer"),
+            ("impulsive_seconds", "Impulsive centre (s)", "number"),
+            ("impulsive_pages", "Impulsive pages", "number"),
+            ("reasoned_seconds", "Reasoned centre (s)", "number"),
+            ("reasoned_pages", "Reasoned pages", "number"),
+            ("boundary_seconds", "Boundary (s)", "number"),
+            ("boundary_pages", "Boundary pages", "integer"),
+            ("silhouette", "Silhouette", "number"),
         ),
         split=Split("version", "Model version", "terms", "model_version", size=5),
     ),
