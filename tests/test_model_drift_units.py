@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from tapstack import model_drift as drift
+from tapstack.elastic.model_records import model_document
 from tapstack.elastic.templates import mapping_properties
 
 
@@ -78,8 +80,6 @@ def test_measures_say_retrain_above_the_threshold_and_nothing_without_orders():
 
 
 def test_drift_documents_of_one_window_have_the_same_ids():
-    from datetime import UTC, datetime, timedelta, timezone
-
     measures = [drift.Measure("duration_session", 100, 0.3, "retrain")]
     until = datetime(2026, 12, 2, 12, 0, tzinfo=timezone(timedelta(hours=1)))
     since = until - timedelta(days=1)
@@ -113,10 +113,6 @@ def test_drift_documents_of_one_window_have_the_same_ids():
 
 
 def test_a_model_document_holds_its_metadata_figures():
-    from datetime import UTC, datetime
-
-    from tapstack.elastic.model_records import model_document
-
     metadata = {
         "version": "behaviour-1",
         "created": "2026-12-01T10:00:00+00:00",

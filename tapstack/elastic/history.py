@@ -36,11 +36,25 @@ def window(since: str, until: str | None, now: datetime) -> Window:
     """since: "30d", "12h", "90m" before until, or an ISO date(-time); until: ISO, default now.
     Naive date-times are UTC."""
     end = _instant(until) if until else now
-    match = _RELATIVE.match(since.strip())
-    start = end - timedelta(**{_UNITS[match[2]]: int(match[1])}) if match else _instant(since)
+    span = _relative(since)
+    start = end - span if span is not None else _instant(since)
     if start >= end:
         raise HistoryError(f"the window is empty: {start.isoformat()} is not before {end}")
     return Window(start, end)
+
+
+def duration(text: str) -> timedelta:
+    """An interval like 1h, 30m or 7d."""
+    span = _relative(text)
+    if not span:
+        raise HistoryError(f"{text!r} is not an interval like 1h, 30m or 7d")
+    return span
+
+
+def _relative(text: str) -> timedelta | None:
+    """Text like 30d, 12h or 90m as a timedelta; None for anything else."""
+    match = _RELATIVE.match(text.strip())
+    return timedelta(**{_UNITS[match[2]]: int(match[1])}) if match else None
 
 
 def _instant(text: str) -> datetime:
@@ -105,11 +119,3 @@ def bin_counts(
     aggs = {f: {"range": {"field": f, "ranges": ranges(cuts)}} for f, cuts in edges.items()}
     answer = client.search(index=index or contracts.index("orders"), size=0, query=query, aggs=aggs)
     return {f: [b["doc_count"] for b in answer["aggregations"][f]["buckets"]] for f in edges}
-
-
-def duration(text: str) -> timedelta:
-    """An interval like 1h, 30m or 7d."""
-    match = _RELATIVE.match(text.strip())
-    if not match or int(match[1]) == 0:
-        raise HistoryError(f"{text!r} is not an interval like 1h, 30m or 7d")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
