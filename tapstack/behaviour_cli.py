@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from elasticsearch import ApiError, TransportError
 from rich.console import Console
 from rich.table import Table
 
@@ -224,7 +225,10 @@ def drift(
     """How far the window's orders have moved from the training data: PSI per feature."""
     if every and until:
         raise typer.BadParameter("--every measures windows ending now: leave out --until")
-    pause = history.duration(every) if every else None
+    try:
+        pause = history.duration(every) if every else None
+    except history.HistoryError as error:
+        raise typer.BadParameter(str(error)) from error
     while True:
         try:
             _measure_drift(model_dir, since, until, index, record)
@@ -272,6 +276,10 @@ def _measure_drift(
                 console.print(f"[red]cannot record the model:[/red] its metadata lacks {error}")
                 raise typer.Exit(1) from error
             model_records.record(client, "models", [model])
+    except (ApiError, TransportError, model_records.RecordError) as error:
+        # Elasticsearch away or refusing: reported; a scheduled run tries again next time.
+        console.print(f"[red]cannot measure drift:[/red] Elasticsearch: {error}")
+        raise typer.Exit(1) from error
     finally:
         client.close()
     table = Table(title=f"drift of {span.describe()} from {metadata['version']}")

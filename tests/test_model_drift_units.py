@@ -1,14 +1,18 @@
-"""The population stability index and its bins (tapstack.model_drift), as pure functions."""
+"""The population stability index and its bins (tapstack.model_drift), the documents a
+measurement records, and the drift command's answer when Elasticsearch is unreachable."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from typer.testing import CliRunner
 
 from tapstack import model_drift as drift
+from tapstack.behaviour_cli import app
 from tapstack.elastic.model_records import model_document
 from tapstack.elastic.templates import mapping_properties
 
@@ -132,3 +136,15 @@ def test_a_model_document_holds_its_metadata_figures():
     assert (doc["reasoned_seconds"], doc["reasoned_pages"]) == (1355.7, 16.6)
     assert (doc["boundary_seconds"], doc["boundary_pages"]) == (377.6, 7)
     assert doc["recorded_at"] == "2026-12-02T09:00:00+00:00"
+
+
+def test_an_unreachable_elasticsearch_ends_a_measurement_with_a_clear_error(tmp_path, monkeypatch):
+    """Exit 1 with the reason, not a traceback: the exit --every's loop goes on after."""
+    reference = {"edges": [10.0], "shares": [0.5, 0.5]}
+    metadata = {"version": "v1", "drift_reference": {"duration_session": reference}}
+    (tmp_path / "tap_model.json").write_text(json.dumps(metadata))
+    monkeypatch.setenv("TAP_ES_URL", "http://127.0.0.1:1")  # nothing listens on port 1
+    monkeypatch.setenv("TAP_SECRETS_DIR", str(tmp_path / "no-secrets"))
+    result = CliRunner().invoke(app, ["drift", "--model", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "cannot measure drift: Elasticsearch" in result.output
