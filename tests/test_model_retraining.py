@@ -165,9 +165,20 @@ def test_the_native_stack_measures_drift_on_its_schedule(pipeline, es):
     from tapstack.native import processes
 
     stack = pipeline.stack
-    managed = processes.find(stack.run_dir, "model_drift")
-    assert managed is not None, "model_drift is not running"
-    argv = Path(f"/proc/{managed.pid}/cmdline").read_bytes().decode().split("\0")
+
+    def running_argv() -> list[str]:
+        """The running process's command line; [] until it is running its own program (a
+        restart by the test before, a child between fork and exec, has another one)."""
+        managed = processes.find(stack.run_dir, "model_drift")
+        if managed is None:
+            return []
+        try:
+            words = Path(f"/proc/{managed.pid}/cmdline").read_bytes().decode().split("\0")
+        except FileNotFoundError:
+            return []
+        return words if "--every" in words else []
+
+    argv = processes.wait_until(running_argv, timeout=60, what="model_drift running")
     model = contracts.settings()["model"]
     assert argv[argv.index("--every") + 1] == model["drift_every"]
     assert argv[argv.index("--since") + 1] == model["drift_window"]
