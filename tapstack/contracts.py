@@ -148,6 +148,13 @@ def streaming(option: str) -> Any:
     return value if override is None else type(value)(override)
 
 
+def longest_shipped_line() -> int:
+    """The most bytes of one log line either collector ships: Fluent Bit's tail cuts a line
+    that fills its buffer_max_size at buffer_max_size - 1 bytes (truncate_long_lines,
+    plugins/in_tail/tail_file.c:571-603 at v4.2.2)."""
+    return settings()["collector"]["line_buffer_bytes"] - 1
+
+
 # A trigger "real-time <interval>" selects Spark's real-time mode; any other is a processing time.
 REAL_TIME = "real-time "
 

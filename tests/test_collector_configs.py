@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 import compose_model as cm  # noqa: E402
 
 from tapstack import contracts  # noqa: E402
+from tests.support import limits  # noqa: E402
 
 FLUENT_DIR = cm.ROOT / "fluent-bit"
 CONFIG = yaml.safe_load((FLUENT_DIR / "fluent-bit.yaml").read_text(encoding="utf-8"))
@@ -69,6 +70,7 @@ TAIL_KEYS = COMMON_INPUT | {
     "parser", "key", "db", "db.sync", "db.locking", "db.journal_mode", "db.compare_filename",
     "inotify_watcher", "path_key", "offset_key", "multiline.parser", "docker_mode",
     "unicode.encoding", "file_cache_advise", "static_batch_size", "exit_on_eof",
+    "truncate_long_lines",  # plugins/in_tail/tail.c:724-727 at v4.2.2
 }  # fmt: skip
 COMMON_FILTER = {"name", "match", "match_regex", "alias", "log_level"}
 TYPE_CONVERTER_KEYS = COMMON_FILTER | {"int_key", "uint_key", "float_key", "str_key"}
@@ -212,17 +214,26 @@ def test_kafka_output_writes_topic_purchase_keyed_by_order_id(services):
     # message_key_field is looked up in every format, raw included (kafka.c:212-218).
 
 
-def test_long_lines_are_skipped_not_the_file_and_the_limit_is_the_message_limit():
-    """A line filling buffer_max_size is discarded to its newline, with no record (plugins/
-    in_tail/tail_file.c:1639-1655, :626-631 at v4.2.2); without skip_long_lines the whole file
-    would stop being read (:1640-1643). A larger buffer would not reach Kafka either:
-    librdkafka refuses a message over message.max.bytes at rd_kafka_produce (kafka.c:421-465).
-    The native tailer dead-letters such lines instead: a known divergence (issue 15)."""
+LONGEST_KEY = len(str(2**63 - 1))  # an order id as text
+
+
+def test_a_long_line_is_cut_as_the_native_tailer_cuts_it_and_the_cut_reaches_kafka():
+    """With truncate_long_lines, a line that fills buffer_max_size without its newline is
+    shipped as its first buffer_max_size - 1 bytes and the rest skipped to the newline
+    (plugins/in_tail/tail_file.c:571-603 and :626-631 at v4.2.2): the native tailer's cut at
+    contracts.longest_shipped_line(). skip_long_lines stays on for when no cut is made
+    (:1639-1655); without it the whole file would stop being read (:1640-1643)."""
     [tail] = CONFIG["pipeline"]["inputs"]
-    assert _on(tail["skip_long_lines"])
-    assert str(tail["buffer_max_size"]).upper() == "1M"
-    assert "truncate_long_lines" not in tail  # it would ship a cut, malformed line
+    assert _on(tail["truncate_long_lines"]) and _on(tail["skip_long_lines"])
+    buffer = limits.fluent_size(tail["buffer_max_size"])
+    assert buffer == SETTINGS["collector"]["line_buffer_bytes"]
+    assert buffer - 1 == contracts.longest_shipped_line()
+    assert limits.fluent_size(tail["buffer_chunk_size"]) <= buffer
+    # The cut goes out whole: out_kafka does not retry a message librdkafka refused for its
+    # size (plugins/out_kafka/kafka.c:421-465), so it must never be too large.
     assert "rdkafka.message.max.bytes" not in CONFIG["pipeline"]["outputs"][0]
+    cut_message = buffer - 1 + LONGEST_KEY + limits.RDKAFKA_V2_MAX_OVERHEAD
+    assert cut_message <= limits.RDKAFKA_MESSAGE_MAX_BYTES
 
 
 def test_kafka_output_is_at_least_once_without_idempotence():

@@ -38,7 +38,6 @@ class Batch:
     started: str  # ISO time just before the bad lines were written
     orders: list[SimulatedOrder]  # as the shop meant them: the log's figures after the fix
     lines: dict[str, bytes]  # bad line (as dead-lettered) by case
-    long_line_length: int
     impostor_of: int  # the order id a different order reused (a loader dead letter)
 
 
@@ -58,17 +57,21 @@ def batch(pipeline) -> Batch:
     no_items = {k: v for k, v in orders[1].event.items() if k != "items"}
     email = orders[2].event["customer"]["email"]
     cut = {"order_id": orders[2].order_id, "customer": {"email": email}}
-    long = {**orders[3].event, "note": "x" * 1_100_000}  # over the collector's 1 MB limit
+    # Over the collectors' line buffer (an order a broken writer padded with a megabyte of
+    # spaces): shipped cut, as Fluent Bit cuts it, and the cut is what process_orders
+    # dead-letters, although what is left of it parses.
+    long = _line(orders[3].event) + b" " * 1_100_000
     impostor = {**orders[5].event, "order_id": impostor_of}
     lines = {
         "no_sum": _line(no_sum),
         "no_items": _line(no_items),
         "not_json": _line(cut)[:-1],  # the closing brace lost
-        "long": _line(long),
+        "long": long[: contracts.longest_shipped_line()],
     }
     now = datetime.now(UTC)
     started = now.replace(microsecond=now.microsecond // 1000 * 1000).isoformat()
-    pipeline.append_raw([*lines.values(), _line(impostor)])
+    written = [lines["no_sum"], lines["no_items"], lines["not_json"], long, _line(impostor)]
+    pipeline.append_raw(written)
 
     found = pipeline.wait_dead_letters(lambda d: d["value"] in lines.values(), len(lines))
     assert len(found) == len(lines), [d.get("tap.error.reason") for d in found]
@@ -80,7 +83,7 @@ def batch(pipeline) -> Batch:
         expected=1,
     )
     assert len(conflict) == 1
-    return Batch(started, orders, lines, len(lines["long"]), impostor_of)
+    return Batch(started, orders, lines, impostor_of)
 
 
 def listed(batch: Batch, *args: str) -> list[dict]:
@@ -89,15 +92,19 @@ def listed(batch: Batch, *args: str) -> list[dict]:
 
 def by_case(batch: Batch) -> dict[str, dict]:
     """This batch's dead letters by case, as `list --json` gives them."""
-    rows = listed(batch)
     cases = {
         "no_sum": "items do not add up to the total",
         "no_items": "missing field items",
         "not_json": "not JSON",
-        "long": "exceeds the 1000000-byte message limit",
+        "long": "cut by the collector",
         "impostor": "already loaded with different content",
     }
-    return {case: row for case, text in cases.items() for row in rows if text in row["reason"]}
+    found = {}
+    for row in listed(batch):
+        case = next((case for case, text in cases.items() if text in row["reason"]), None)
+        if case:
+            found.setdefault(case, row)
+    return found
 
 
 # -- list, count, show -----------------------------------------------------------------------
@@ -118,12 +125,12 @@ def test_list_shows_each_bad_record_once_with_its_stage_reason_and_source(batch,
     assert cases["not_json"]["stage"] == "process_orders"
     assert cases["not_json"]["reason"] == "not JSON" and cases["not_json"]["key"] is None
     long = cases["long"]
-    assert long["stage"] == "collector"
+    assert long["stage"] == "process_orders" and long["key"] == str(ids[3].order_id)
+    most = contracts.longest_shipped_line()
     assert long["reason"] == (
-        f"line of {batch.long_line_length} bytes exceeds the 1000000-byte message limit"
+        f"line of {most} bytes or more: cut by the collector (whole in the orders log)"
     )
-    assert long["source_file"] == str(pipeline.log_path) and long["source_topic"] is None
-    assert long["source_offset"] > 0
+    assert long["source_topic"] == purchase and long["source_offset"] >= 0
     impostor = cases["impostor"]
     assert impostor["stage"] == "loader"
     assert impostor["source_topic"] == contracts.topic("dashboard")
@@ -136,7 +143,8 @@ def test_list_shows_each_bad_record_once_with_its_stage_reason_and_source(batch,
 
 
 def test_list_selects_by_stage_reason_and_limit(batch):
-    assert [r["stage"] for r in listed(batch, "--stage", "collector")] == ["collector"]
+    assert [r["stage"] for r in listed(batch, "--stage", "loader")] == ["loader"]
+    assert listed(batch, "--stage", "collector") == [], "the collectors dead-letter nothing"
     assert [r["reason"] for r in listed(batch, "--reason", "NOT json")] == ["not JSON"]
     everything = listed(batch)
     newest = json.loads(tap("list", "--since", batch.started, "--limit", "2", "--json"))
@@ -156,13 +164,16 @@ def test_list_masks_email_addresses_in_its_previews(batch):
 def test_count_counts_by_stage_and_reason(batch):
     summary = json.loads(tap("count", "--since", batch.started, "--json"))
     assert summary["total"] == 5 and summary["replayed"] == 0
-    assert summary["by_stage"] == {"process_orders": 3, "collector": 1, "loader": 1}
+    assert summary["by_stage"] == {"process_orders": 4, "loader": 1}
     rows = {(r["stage"], r["reason"]): r["count"] for r in summary["rows"]}
     assert rows == {
         ("process_orders", "items do not add up to the total"): 1,
         ("process_orders", "missing field items"): 1,
         ("process_orders", "not JSON"): 1,
-        ("collector", "line of N bytes exceeds the N-byte message limit"): 1,
+        (
+            "process_orders",
+            "line of N bytes or more: cut by the collector (whole in the orders log)",
+        ): 1,
         ("loader", "order_id N was already loaded with different content"): 1,
     }
     table = tap("count", "--since", batch.started)
@@ -270,9 +281,11 @@ def test_a_record_replayed_as_it_was_fails_again_once_and_can_still_be_fixed_onc
     assert len(_replays_of(pipeline, _address(row))) == 2, "once as it was, once fixed"
 
 
-def test_a_replay_kafka_refuses_is_reported_and_not_recorded(batch, pipeline):
+def test_a_replay_kafka_refuses_is_reported_and_not_recorded(batch, pipeline, tmp_path):
     row = by_case(batch)["long"]
-    out = tap("replay", row["id"], expect=1)
+    too_big = tmp_path / "too-big.json"
+    too_big.write_bytes(b'{"note": "' + b"x" * 2**21 + b'"}')  # over the topic's message limit
+    out = tap("replay", row["id"], "--value-file", str(too_big), expect=1)
     assert "not sent" in out and "MessageSizeTooLarge" in out
     assert not by_case(batch)["long"]["replayed"]
 

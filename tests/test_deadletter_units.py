@@ -218,8 +218,8 @@ def test_reason_kinds_split_the_spark_list_and_set_varying_parts_aside():
         "order_id N was already loaded with different content"
     ]
     assert r.reason_kinds(
-        "line of 2000000 bytes exceeds the 1000000-byte message limit; first 15728640 bytes kept"
-    ) == ["line of N bytes exceeds the N-byte message limit", "first N bytes kept"]
+        "line of 998999 bytes or more: cut by the collector (whole in the orders log); not JSON"
+    ) == ["line of N bytes or more: cut by the collector (whole in the orders log)", "not JSON"]
     assert r.reason_kinds("timestamp is not ISO 8601 with an offset") == [
         "timestamp is not ISO 8601 with an offset"
     ], "a standard's number is part of the name"

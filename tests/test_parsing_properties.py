@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from tap_spark.orders import Rules, analysis_columns, enrich, parse_lines
-from tapstack.contracts import ORDER_KEYWORDS_NOT_ENFORCED, order_schema
+from tapstack.contracts import ORDER_KEYWORDS_NOT_ENFORCED, longest_shipped_line, order_schema
 from tapstack.simulator import Simulator
 
 pytestmark = pytest.mark.spark
@@ -66,6 +66,8 @@ def _no_duplicate_keys(pairs):
 
 
 def oracle_valid(line: str) -> bool:
+    if len(line.encode("utf-8")) >= longest_shipped_line():
+        return False  # the collectors cut a line there
     try:
         order = json.loads(
             line, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
@@ -200,6 +202,24 @@ def test_a_line_with_anything_after_its_json_is_dead_lettered(spark):
         "not JSON",
         None,
     ]
+
+
+def test_a_line_as_long_as_the_collectors_cut_is_dead_lettered_as_cut_one_byte_less_is_not(
+    spark,
+):
+    """Both collectors ship at most longest_shipped_line() bytes of a line: a record that long
+    may be a cut, even when what is left is a valid order (here: one padded with spaces)."""
+    good = json.dumps(BASE[0], separators=(",", ":"))
+    most = longest_shipped_line()
+    lines = [good.ljust(most - 1), good.ljust(most), good.ljust(most) + "x" * 7]
+    frame = spark.createDataFrame(
+        [(None, line.encode(), "Topic_Purchase", 0, i) for i, line in enumerate(lines)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    rows = sorted(parse_lines(frame, RULES).collect(), key=lambda r: r.source_offset)
+    cut = f"line of {most} bytes or more: cut by the collector (whole in the orders log)"
+    assert [row.reason for row in rows] == [None, cut, f"{cut}; not JSON"]
+    assert [oracle_valid(line) for line in lines] == [True, False, False]
 
 
 def _bent(change) -> str:

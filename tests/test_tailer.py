@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -24,7 +23,6 @@ from tapstack.collector import tailer as tailer_module
 from tapstack.collector.tailer import Tailer
 
 PURCHASE = contracts.topic("purchase")
-DEAD_LETTER = contracts.topic("dead_letter")
 
 
 class Acked:
@@ -56,9 +54,6 @@ class RecordingProducer:
 
     def values(self, topic: str = PURCHASE) -> list[bytes]:
         return [value for sent_topic, _, value, _ in self.sent if sent_topic == topic]
-
-    def letters(self) -> list[tuple[bytes, dict[str, bytes]]]:
-        return [(value, headers) for topic, _, value, headers in self.sent if topic == DEAD_LETTER]
 
 
 class Shop:
@@ -140,7 +135,6 @@ def test_a_rotated_log_of_8000_lines_drained_at_the_default_chunk_gives_8000_rec
     assert len(records) == 8000
     assert records == lines
     assert all(orjson.loads(record)["order_id"] for record in records)
-    assert s.producer.letters() == []
 
 
 def test_a_rotated_log_drained_in_small_chunks_gives_each_line_once_none_malformed(shop):
@@ -160,7 +154,6 @@ def test_a_rotated_log_drained_in_small_chunks_gives_each_line_once_none_malform
     s.drain()
 
     assert s.producer.values() == lines
-    assert s.producer.letters() == []
 
 
 # -- chunk boundaries ---------------------------------------------------------------------------
@@ -385,77 +378,72 @@ def test_a_huge_line_in_the_live_file_waits_for_its_newline(shop):
     assert s.producer.values() == [line]
 
 
+# -- long lines: cut where Fluent Bit cuts them --------------------------------------------------
+
+
 @pytest.mark.parametrize("where", ["live", "rotated"])
-def test_a_line_over_the_message_limit_goes_whole_to_the_dead_letter_topic_with_a_reason(
-    shop, where
-):
-    s = shop(read_chunk=CHUNK, max_message_bytes=100, max_dead_letter_bytes=1000)
+def test_a_line_over_the_longest_is_shipped_cut_there_and_the_next_line_is_whole(shop, where):
+    """Fluent Bit's truncate_long_lines ships the first buffer_max_size - 1 bytes of a longer
+    line and skips the rest to its newline (plugins/in_tail/tail_file.c:571-603, :626-631 at
+    v4.2.2); process_orders dead-letters the cut."""
+    s = shop(read_chunk=CHUNK, longest_line=100)
     big = order_line(2, 500)
-    s.write(b"ok 1\n" + big + b"\nok 2\n")
+    s.write(order_line(1, 60) + b"\n" + big + b"\n" + order_line(3, 60) + b"\n")
     if where == "rotated":
         s.rotate()
 
     s.drain()
 
-    assert s.producer.values() == [b"ok 1", b"ok 2"]
-    [(value, headers)] = s.producer.letters()
-    assert value == big
-    assert headers["tap.error.reason"] == b"line of 500 bytes exceeds the 100-byte message limit"
-    assert headers["tap.error.stage"] == b"collector"
-    assert headers["tap.source.file"] == str(s.log).encode()
-    assert headers["tap.source.offset"] == b"5"
-    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", headers["tap.error.time"])
+    assert s.producer.values() == [order_line(1, 60), big[:100], order_line(3, 60)]
+    assert [key for _, key, _, _ in s.producer.sent] == [b"1", None, b"3"]  # a cut is no JSON
 
 
-def test_a_dead_letter_gives_the_offset_where_its_line_starts_not_where_its_batch_does(shop):
-    s = shop(read_chunk=4096, max_message_bytes=100, max_dead_letter_bytes=1000)
-    s.write(b"ok 1\nok 2\n" + order_line(3, 500) + b"\n")  # one read, one batch
+def test_a_line_of_exactly_the_longest_is_whole_and_one_byte_more_is_cut(shop):
+    s = shop(read_chunk=CHUNK, longest_line=100)
+    s.write(order_line(1, 100) + b"\n" + order_line(2, 101) + b"\n")
 
     s.drain()
 
-    [(_, headers)] = s.producer.letters()
-    assert headers["tap.source.offset"] == b"10"
+    assert s.producer.values() == [order_line(1, 100), order_line(2, 101)[:100]]
 
 
-@pytest.mark.parametrize("where", ["live", "rotated"])
-def test_a_line_over_the_hard_limit_keeps_its_first_bytes_and_the_next_line_is_whole(shop, where):
-    s = shop(read_chunk=CHUNK, max_message_bytes=100, max_dead_letter_bytes=1000)
-    huge = bytes(b for b in range(256) if b != ord("\n")) * 40  # 10,200 bytes
-    s.write(order_line(1, 50) + b"\n" + huge + b"\n" + order_line(3, 50) + b"\n")
-    if where == "rotated":
-        s.rotate()
+def test_a_cut_that_happens_to_be_json_is_keyed_as_fluent_bit_keys_it(shop):
+    """Fluent Bit's parser filter reads the order id from the record it was given, the cut."""
+    s = shop(read_chunk=CHUNK, longest_line=60)
+    s.write(order_line(7, 60) + b"trailing bytes past the cut\n")
 
     s.drain()
 
-    assert s.producer.values() == [order_line(1, 50), order_line(3, 50)]
-    [(value, headers)] = s.producer.letters()
-    assert value == huge[:1000]
-    assert headers["tap.error.reason"] == (
-        b"line of 10200 bytes exceeds the 100-byte message limit; first 1000 bytes kept"
-    )
-    assert headers["tap.source.offset"] == b"51"
+    [(_, key, value, _)] = s.producer.sent
+    assert value == order_line(7, 60) and key == b"7"
 
 
-def test_a_rotated_5_mib_line_at_the_default_limits_is_one_dead_letter_not_pieces(shop):
-    """Over one 4 MiB chunk, over Kafka's limit, under the dead-letter topic's: kept whole."""
+def test_a_cut_line_is_logged_with_its_offset_and_length(shop, caplog):
+    s = shop(read_chunk=CHUNK, longest_line=100)
+    s.write(b"ok\n" + order_line(2, 500) + b"\n")
+
+    with caplog.at_level("WARNING", logger="tap.collector"):
+        s.drain()
+
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "tap.collector"]
+    assert "offset 3 has 500 bytes; shipped cut to its first 100" in warning
+
+
+def test_a_rotated_5_mib_line_at_the_default_limit_is_one_cut_record_not_pieces(shop):
+    """Over one 4 MiB chunk and over the limit: one record, the line's first bytes."""
     s = shop()
     line = order_line(5, 5 * 2**20)
-    s.write(line + b"\n")
+    s.write(line + b"\n" + order_line(6, 80) + b"\n")
     s.rotate()
 
     s.drain()
 
-    assert s.producer.values() == []
-    [(value, headers)] = s.producer.letters()
-    assert value == line
-    assert headers["tap.error.reason"] == (
-        f"line of {len(line)} bytes exceeds the 1000000-byte message limit".encode()
-    )
+    assert s.producer.values() == [line[: contracts.longest_shipped_line()], order_line(6, 80)]
 
 
-def test_reading_a_line_over_the_hard_limit_holds_no_more_than_the_limit_in_memory(shop):
-    """A 64 MiB line, a 1 MiB limit: the tailer's peak allocation stays near limit + chunk."""
-    s = shop(read_chunk=64 * 2**10, max_message_bytes=2**10, max_dead_letter_bytes=2**20)
+def test_reading_a_line_far_over_the_longest_holds_no_more_than_the_cut_in_memory(shop):
+    """A 64 MiB line, a 1 MiB cut: the tailer's peak allocation stays near cut + chunk."""
+    s = shop(read_chunk=64 * 2**10, longest_line=2**20)
     piece = b"y" * 2**20
     with open(s.log, "ab") as out:
         for _ in range(64):
@@ -469,10 +457,8 @@ def test_reading_a_line_over_the_hard_limit_holds_no_more_than_the_limit_in_memo
     finally:
         tracemalloc.stop()
 
-    [(value, _)] = s.producer.letters()
-    assert value == piece
-    assert s.producer.values() == [b"after"]
-    assert peak < 4 * 2**20, f"peak {peak:,} bytes for a 1 MiB limit"
+    assert s.producer.values() == [piece, b"after"]
+    assert peak < 4 * 2**20, f"peak {peak:,} bytes for a 1 MiB cut"
 
 
 # -- truncation and acknowledgements ------------------------------------------------------------

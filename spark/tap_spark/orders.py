@@ -413,6 +413,17 @@ def _all(conditions: list[Column]) -> Column:
     return functools.reduce(operator.and_, conditions)
 
 
+def _cut_reason() -> Column:
+    """Both collectors ship at most contracts.longest_shipped_line() bytes of a line and cut a
+    longer one there: a record that long is judged cut, whatever else it is (a cut that
+    happens to be JSON included)."""
+    most = contracts.longest_shipped_line()
+    return F.when(
+        F.octet_length("raw_value") >= most,
+        F.lit(f"line of {most} bytes or more: cut by the collector (whole in the orders log)"),
+    )
+
+
 def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     """Kafka records (key, value, topic, partition, offset) -> (raw, order, event_time,
     reason) rows.
@@ -484,7 +495,12 @@ def parse_lines(records: DataFrame, rules: Rules) -> DataFrame:
     checks = _value_reasons(F.col("order"), F.col("event_time"), rules)
     values = [F.when(F.col("types_ok"), c) for c in checks]
     reasons = F.array_compact(
-        F.concat(F.col("framing"), F.coalesce(F.col("type_reasons"), F.array()), F.array(*values))
+        F.concat(
+            F.array(_cut_reason()),
+            F.col("framing"),
+            F.coalesce(F.col("type_reasons"), F.array()),
+            F.array(*values),
+        )
     )
     return (
         timed.withColumn("reasons", reasons)

@@ -10,15 +10,14 @@
   drains every later rotated sibling orders.log.N, oldest modification first, before the new
   file; the position store lists the sibling inodes already drained or older, so none is read
   twice. Truncation (copytruncate) starts over from the top.
-- Lines too large for Kafka go whole to the dead-letter topic with a reason. The hard limit is
-  the dead-letter topic's: of a longer line only its first max_dead_letter_bytes are kept, the
-  rest is read past to its newline but never held, and the reason gives its full length.
-  Fluent Bit differs here (fluent-bit/fluent-bit.yaml): a line over its buffer_max_size (1M) is
-  skipped with no record (plugins/in_tail/tail_file.c:1639-1655 at v4.2.2). Not yet aligned.
+- A line is shipped as at most its first longest_shipped_line() bytes, as Fluent Bit's tail
+  with truncate_long_lines cuts a line that fills buffer_max_size (plugins/in_tail/
+  tail_file.c:571-603 at v4.2.2): the rest is read past to its newline but never held, and
+  process_orders dead-letters the cut line with that reason. Both paths give the same record.
 - Lines go out byte for byte, as Fluent Bit's raw format ships them, so Spark judges the same
   bytes on both paths (a repeated key is dead-lettered on both).
 - Memory is bounded: the file is read read_chunk bytes at a time, a batch is the lines that end
-  within one read, and a line longer than a read is gathered across reads up to the hard limit.
+  within one read, and a line longer than a read is gathered across reads up to the cut.
   (A live line still waiting for its newline is read again from its start at each step.)
 """
 
@@ -39,17 +38,16 @@ from kafka.errors import KafkaError
 
 from tapstack import contracts, kafka_clients
 from tapstack.collector.offsets import OffsetStore, Position
-from tapstack.deadletter.headers import COLLECTOR, dead_letter_headers
 
 log = logging.getLogger("tap.collector")
 
-MAX_MESSAGE_BYTES = 1_000_000  # the broker's default message.max.bytes, less headroom
-MAX_DEAD_LETTER_BYTES = 15 * 2**20  # Topic_DeadLetter accepts up to 16 MiB
 READ_CHUNK = 4 * 2**20
 
 
 def order_key(line: bytes) -> bytes | None:
     """The Kafka key: the order id when the line is a JSON object that has one."""
+    if not line.rstrip().endswith(b"}"):
+        return None  # no object; and orjson's error would copy a cut line many times over
     try:
         order_id = orjson.loads(line).get("order_id")
     except (ValueError, AttributeError):
@@ -66,7 +64,6 @@ def make_producer() -> KafkaProducer:
         acks="all",
         linger_ms=5,
         retries=2**31 - 1,
-        max_request_size=MAX_DEAD_LETTER_BYTES + 2**20,
         request_timeout_ms=30000,
         delivery_timeout_ms=120000,
     )
@@ -144,22 +141,19 @@ class Tailer:
         state_path: Path,
         producer_factory: Callable[[], KafkaProducer] = make_producer,
         *,
-        # Smaller values are for tests; make_producer's max_request_size fits the default limits.
+        # Smaller values are for tests.
         read_chunk: int = READ_CHUNK,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
-        max_dead_letter_bytes: int = MAX_DEAD_LETTER_BYTES,
+        longest_line: int | None = None,
     ):
-        if not 0 < max_message_bytes <= max_dead_letter_bytes or read_chunk < 1:
-            raise ValueError("need 0 < max_message_bytes <= max_dead_letter_bytes, read_chunk >= 1")
+        self.longest_line = longest_line or contracts.longest_shipped_line()
+        if self.longest_line < 1 or read_chunk < 1:
+            raise ValueError("need longest_line >= 1 and read_chunk >= 1")
         self.read_chunk = read_chunk
-        self.max_message_bytes = max_message_bytes
-        self.max_dead_letter_bytes = max_dead_letter_bytes
         self.log_path = Path(log_path)
         self.store = OffsetStore(state_path)
         self.position = self.store.load()
         self.producer = producer_factory()
         self.topic = contracts.topic("purchase")
-        self.dead_letter = contracts.topic("dead_letter")
         self.shipped = 0
 
     # -- shipping --------------------------------------------------------------------------
@@ -168,22 +162,14 @@ class Tailer:
         """Send lines and wait until Kafka has acknowledged all of them."""
         futures = []
         for line in lines:
-            if line.length <= self.max_message_bytes:
-                futures.append(
-                    self.producer.send(self.topic, key=order_key(line.data), value=line.data)
-                )
-                continue
-            reason = (
-                f"line of {line.length} bytes exceeds the {self.max_message_bytes}-byte message"
-                " limit"
-            )
-            if line.length > self.max_dead_letter_bytes:
-                reason += f"; first {self.max_dead_letter_bytes} bytes kept"
-            # The headers every stage writes (tap.error.time included).
-            headers = dead_letter_headers(
-                COLLECTOR, reason, file=str(self.log_path), offset=line.offset
-            )
-            futures.append(self.producer.send(self.dead_letter, value=line.data, headers=headers))
+            if line.length > len(line.data):
+                log.warning(
+                    "%s: the line at offset %d has %d bytes; shipped cut to its first %d, as"
+                    " Fluent Bit would",
+                    self.log_path, line.offset, line.length, len(line.data),
+                )  # fmt: skip
+            key = order_key(line.data)
+            futures.append(self.producer.send(self.topic, key=key, value=line.data))
         self.producer.flush()
         for future in futures:
             future.get(timeout=60)  # raises if any line was not acknowledged
@@ -262,7 +248,7 @@ class Tailer:
                 self.position.offset,
                 final=final,
                 chunk=self.read_chunk,
-                keep=self.max_dead_letter_bytes,
+                keep=self.longest_line,
             )
             for lines, offset in batches:
                 self._ship(lines)

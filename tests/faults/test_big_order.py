@@ -16,7 +16,7 @@ from tapstack import contracts
 from tapstack.deadletter import headers
 from tapstack.loader.es_loader import MAX_CHUNK_BYTES
 from tapstack.simulator import SimulatedOrder, Simulator, format_line
-from tests.support import tally
+from tests.support import limits, tally
 
 ITEMS = 5000
 N = 100
@@ -75,34 +75,15 @@ def test_an_order_with_5000_items_natively(pipeline, report):
 # ── the compose path: every size limit on the way, held against that line ──────────────────
 
 
-def _fluent_bit_tail() -> dict:
-    config = yaml.safe_load((contracts.ROOT / "fluent-bit" / "fluent-bit.yaml").read_text())
-    [tail] = config["pipeline"]["inputs"]
-    return tail
-
-
-def _fluent_size(text: str) -> int:
-    """Fluent Bit's size units are decimal: 1K = 1000, 1M = 1000000 (flb_utils_size_to_bytes;
-    fluent/fluent-bit tests/internal/utils.c, test_unit_sizes: KB = 1000, MB = 1000 * KB)."""
-    units = {"K": 10**3, "M": 10**6, "G": 10**9}
-    text = str(text).upper().removesuffix("B")
-    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-
-
-def test_the_5000_item_line_fits_fluent_bits_tail_buffer():
-    """in_tail grows a file's buffer by buffer_chunk_size up to buffer_max_size; a line that
-    fills buffer_max_size without its newline is skipped with skip_long_lines (fluent-bit
-    plugins/in_tail/tail_file.c:1639-1655 at v4.2.2, as fluent-bit/fluent-bit.yaml cites)."""
-    tail = _fluent_bit_tail()
-    line = _line_bytes()
-    assert _fluent_size(tail["buffer_chunk_size"]) <= _fluent_size(tail["buffer_max_size"])
-    assert line < _fluent_size(tail["buffer_max_size"]), (line, tail["buffer_max_size"])
+def test_the_5000_item_line_is_shipped_whole_on_both_paths():
+    """Both collectors ship a line whole up to contracts.longest_shipped_line() bytes and cut a
+    longer one (tests/test_collector_configs.py holds Fluent Bit's buffer_max_size to it)."""
+    line = _line_bytes() - 1  # without its newline
+    assert line <= contracts.longest_shipped_line(), line
 
 
 # Defaults the compose path leaves in place (none of them is set in compose/ or logstash/,
 # the assertions below check that), each with its source:
-# librdkafka message.max.bytes, 1000000: CONFIGURATION.md of confluentinc/librdkafka.
-RDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
 # Kafka broker message.max.bytes, 1048588: https://kafka.apache.org/documentation/#brokerconfigs_message.max.bytes
 BROKER_MESSAGE_MAX_BYTES = 1_048_588
 # Spark's Kafka sink is a KafkaProducer: max.request.size 1048576 by default,
@@ -134,7 +115,7 @@ def test_the_5000_item_records_fit_every_kafka_and_elasticsearch_limit():
     Topic_Dashboard carry the items again with a few more fields: the same size give or take
     a few hundred bytes, kept here as 2 % headroom."""
     record = int(_line_bytes() * 1.02)
-    assert record < RDKAFKA_MESSAGE_MAX_BYTES
+    assert record < limits.RDKAFKA_MESSAGE_MAX_BYTES
     assert record < BROKER_MESSAGE_MAX_BYTES
     assert record < PRODUCER_MAX_REQUEST_SIZE
     assert record < LOGSTASH_MAX_PARTITION_FETCH_BYTES
