@@ -163,13 +163,16 @@ def test_dates_are_a_strict_subset_of_what_elasticsearch_reads():
         "2026-03-01T09:15:00",
         "2026-03-01T09:15:00.123456789Z",
         "2026-03-01T09:15:00+01:00",
+        "2026-03-01T09:15:00+18:00",  # java.time.ZoneOffset's extremes
+        "2026-03-01T09:15:00-18:00",
         "2024-02-29T00:00:00Z",
         "2000-02-29",
     ]
     bad = ["2026-3-1", "2026-03-01 09:15:00", "1900-02-29", "2026-13-01", "2026-03-01T09:15:60Z"]
     for text in good:
         assert documents._is_date(text), text
-    for text in bad + ["2026-03-01T09:15:00+19:00", "2026-03-01T09:15:00.1234567891Z"]:
+    beyond = ["2026-03-01T09:15:00+19:00", "2026-03-01T09:15:00+18:01", "2026-03-01T09:15:00-18:59"]
+    for text in bad + beyond + ["2026-03-01T09:15:00.1234567891Z"]:
         assert not documents._is_date(text), text
 
 

@@ -814,6 +814,9 @@ def poison_corpus() -> list[bytes]:
         bent(event_time="24/11/2026 10:00"),
         bent(processed_at="2026-02-30T10:00:00Z"),
         bent(processed_at="2026-03-01T09:15"),
+        bent(event_time="2026-03-01T09:15:00+18:00"),  # java.time's last offset: loaded
+        bent(event_time="2026-03-01T09:15:00-18:01"),
+        bent(event_time="2026-03-01T09:15:00+18:59"),
         bent(processed_at=1700000000000),
         bent(customer={"email": "a@b.c"}),
         bent(extra=1, other=2),

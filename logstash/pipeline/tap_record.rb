@@ -147,5 +147,7 @@ def date?(text)
 
   leap = (year % 4).zero? && ((year % 100) != 0 || (year % 400).zero?)
   days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
-  day.between?(1, days) && hour < 24 && minute < 60 && second < 60 && offset_h <= 18 && offset_m < 60
+  # java.time.ZoneOffset, which Elasticsearch's parser builds, ends at +-18:00 inclusive.
+  day.between?(1, days) && hour < 24 && minute < 60 && second < 60 && offset_m < 60 &&
+    offset_h * 60 + offset_m <= 18 * 60
 end

@@ -275,8 +275,10 @@ def _is_date(text: str) -> bool:
         and hour < 24
         and minute < 60
         and second < 60
-        and offset_h <= 18
         and offset_m < 60
+        # java.time.ZoneOffset, which Elasticsearch's parser builds: -18:00 to +18:00 inclusive
+        # (ZoneOffset.MAX_SECONDS = 18 * 3600, java/time/ZoneOffset.java in OpenJDK 17).
+        and offset_h * 60 + offset_m <= 18 * 60
     )
 
 

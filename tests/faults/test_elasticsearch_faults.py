@@ -1,8 +1,8 @@
 """Elasticsearch refusing, throttling or slow, seen by the real loader.
 
-The 429, 413 and slow rows put tests/support/es_proxy.py (a network fault injector, every other
-request passed through to the real node) between the loader and Elasticsearch; the mapping row
-and the flood-stage row use the real node alone."""
+The 429, 413, slow and mapping rows put tests/support/es_proxy.py (a network fault injector, every
+other request passed through to the real node) between the loader and Elasticsearch; the
+flood-stage row uses the real node alone."""
 
 from __future__ import annotations
 
@@ -136,21 +136,35 @@ def test_elasticsearch_slow(pipeline, report):
     assert letters == [], "a slow answer is waited for, never dead-lettered"
 
 
-# Accepted by the loader's own date check (tapstack/loader/documents.py _is_date: offset hours
-# <= 18, minutes < 60) but refused by the real node: java.time offsets end at +18:00, and
-# Elasticsearch's strict_date_optional_time fails on "+18:30" (checked on the 8.19 node).
-BEYOND_LAST_OFFSET = "2026-11-24T10:00:00+18:30"
+# The last offset java.time allows, which the loader's date check accepts (tapstack/loader/
+# documents.py _is_date), and one beyond it, which the real node refuses: Elasticsearch's
+# strict_date_optional_time fails on "+18:30". The loader never sends such a value, as its
+# rules are Elasticsearch's; the proxy puts it into the bulk body, as a stricter template or
+# another node version would refuse a document the loader judged good.
+LAST_OFFSET = b'"2026-11-24T10:00:00+18:00"'
+BEYOND_LAST_OFFSET = b'"2026-11-24T10:00:00+18:30"'
+
+
+def _refused_on_its_way(bad_id: int, field: str):
+    """_through_proxy's rule and crafted record: the record has `field` at the last offset,
+    which the proxy makes one beyond on its way to the node."""
+
+    def rule(proxy):
+        proxy.rewrite = (LAST_OFFSET, BEYOND_LAST_OFFSET)
+
+    def crafted(template):
+        return {bad_id: {**template, "order_id": bad_id, field: json.loads(LAST_OFFSET)}}
+
+    return rule, crafted
 
 
 def test_elasticsearch_mapping_rejection(pipeline, report):
     bad_id = pipeline.order_id_block()
-
-    def off_the_clock(template):
-        return {bad_id: {**template, "order_id": bad_id, "event_time": BEYOND_LAST_OFFSET}}
-
-    letters, _, values = _through_proxy(
-        pipeline, report, "elasticsearch mapping rejection", 153, None, off_the_clock
+    rule, crafted = _refused_on_its_way(bad_id, "event_time")
+    letters, counters, values = _through_proxy(
+        pipeline, report, "elasticsearch mapping rejection", 153, rule, crafted
     )
+    assert counters.forwarded > 0
     [letter] = [d for d in letters if d["value"] == values[bad_id]]
     assert letter[headers.STAGE] == headers.LOADER
     reason = letter[headers.REASON]
@@ -234,15 +248,12 @@ def test_elasticsearch_past_its_flood_stage_watermark(pipeline, report):
 
 def test_a_refused_order_leaves_no_lines_behind(pipeline, report):
     """An order refused by the real node on a field of the order document only
-    (processed_at; its lines are fine and created first): dead-lettered, and none of its
-    lines stays."""
+    (processed_at, made beyond the last offset on its way; its lines are fine and created
+    first): dead-lettered, and none of its lines stays."""
     bad_id = pipeline.order_id_block()
-
-    def order_only(template):
-        return {bad_id: {**template, "order_id": bad_id, "processed_at": BEYOND_LAST_OFFSET}}
-
+    rule, crafted = _refused_on_its_way(bad_id, "processed_at")
     letters, _, values = _through_proxy(
-        pipeline, report, "order refused after its lines (undo)", 155, None, order_only
+        pipeline, report, "order refused after its lines (undo)", 155, rule, crafted
     )
     [letter] = [d for d in letters if d["value"] == values[bad_id]]
     assert letter[headers.REASON].startswith("elasticsearch: document_parsing_exception")

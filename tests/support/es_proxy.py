@@ -6,6 +6,8 @@ Rules (each can be changed while it runs):
                  let them through again
   max_body       answer 413 to any request whose body is larger than this many bytes
   latency        seconds added before each request is forwarded
+  rewrite        (old, new) bytes: replaced in each _bulk body before it is forwarded, so the
+                 real node judges a value the loader never sent (as after a template change)
 
 Every request that is not answered by a rule goes to the real node and its answer comes back
 unchanged, so every successful write is a real write. Not a mock: it is the kind of proxy a
@@ -51,6 +53,7 @@ class FaultProxy:
         self.throttle_bulk = 0
         self.max_body: int | None = None
         self.latency = 0.0
+        self.rewrite: tuple[bytes, bytes] | None = None
         self.counters = Counters()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -128,6 +131,8 @@ class FaultProxy:
                 if status is not None:
                     self._refuse(status)
                     return
+                if proxy.rewrite and body and "_bulk" in self.path:
+                    body = body.replace(*proxy.rewrite)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 for attempt in (1, 2):  # a kept-alive upstream connection may have closed
                     conn = self._connection()
