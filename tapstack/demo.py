@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tapstack import contracts
+from tapstack import contracts, model_registry
 from tapstack.console import console, say
 from tapstack.elastic.client import connect
 from tapstack.native.errors import StackError
@@ -64,6 +65,24 @@ def ensure_model(stack: Stack) -> None:
     say(f"Model {metadata.get('version')} trained on {metadata.get('training_rows')} rows.")
 
 
+def _measure_drift(stack: Stack, es, timeout: float = 120) -> None:
+    """Drift of the orders just indexed, so that the summary's drift panel measures them."""
+    say("Measuring how far these orders are from the model's training data (tap model drift)...")
+    started = datetime.now(UTC).isoformat()
+    stack.measure_drift_now()
+    features = len(model_registry.metadata(stack.model_dir)["drift_reference"])
+    deadline = time.monotonic() + timeout
+    index = contracts.index("drift")
+    while time.monotonic() < deadline:
+        if es.indices.exists(index=index):
+            es.indices.refresh(index=index)
+            query = {"bool": {"filter": [{"range": {"measured_at": {"gte": started}}}]}}
+            if es.count(index=index, query=query)["count"] >= features:
+                return
+        time.sleep(0.5)
+    say(f"No drift measured within {timeout:g} s: see {stack.run_dir / 'logs' / 'model_drift.log'}")
+
+
 def run(orders: int = 300, rate: float = 50.0, seed: int = 7, keep_running: bool = False) -> bool:
     stack = Stack("demo")
     say("Preparing a fresh native stack in .run/demo ...")
@@ -109,6 +128,7 @@ def run(orders: int = 300, rate: float = 50.0, seed: int = 7, keep_running: bool
                     )
                 time.sleep(0.5)
 
+        _measure_drift(stack, es)
         figures = print_summary(es, console)
         from tapstack.report.html import build_report
 

@@ -262,6 +262,12 @@ class Stack:
             processes.stop(self.run_dir, "model_drift")  # measured against the model in use
             self.start_process("model_drift")
 
+    def measure_drift_now(self) -> None:
+        """Have the scheduled drift process measure the window ending now: it records once as
+        it starts, then at its interval (the demo's orders arrive after its first window)."""
+        processes.stop(self.run_dir, "model_drift")
+        self.start_process("model_drift")
+
     def supervise(self, interval: float = 1.0, should_stop=lambda: False) -> None:
         """Restart pipeline processes that died (not those stopped on purpose), like compose's
         `restart: unless-stopped`; back off when one keeps dying."""
