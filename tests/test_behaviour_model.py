@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tapstack import contracts
 from tapstack.contracts import ROOT
 
 pytestmark = pytest.mark.spark
@@ -83,7 +84,7 @@ def test_labels_flip_at_the_boundary(loaded, spark):  # noqa: F811
     assert out == {"below": "Impulsive", "above": "Reasoned"}
 
 
-def test_label_adds_three_columns_and_keeps_the_rest(loaded, spark):  # noqa: F811
+def test_label_adds_five_columns_and_keeps_the_rest(loaded, spark):  # noqa: F811
     rows = [
         (1, 45, 2, "quick"),
         (2, 1800, 25, "considered"),
@@ -97,6 +98,8 @@ def test_label_adds_three_columns_and_keeps_the_rest(loaded, spark):  # noqa: F8
         *frame.columns,
         "purchase_behaviour",
         "behaviour_distance",
+        "behaviour_margin",
+        "label_confidence",
         "model_version",
     ]
     types = dict(out.dtypes)
@@ -123,6 +126,28 @@ def test_label_adds_three_columns_and_keeps_the_rest(loaded, spark):  # noqa: F8
             chosen = 1 - chosen
         assert row["behaviour_distance"] == pytest.approx(distances[chosen], rel=1e-9, abs=1e-9)
         assert distances[chosen] <= distances[1 - chosen] + 1e-9
+        # The margin: how much nearer the chosen centre is, over the centres' distance.
+        gap = math.dist(*centres.values())
+        margin = (distances[1 - chosen] - distances[chosen]) / gap
+        assert row["behaviour_margin"] == pytest.approx(margin, rel=1e-9, abs=1e-9)
+        assert 0 <= row["behaviour_margin"] <= 1 + 1e-9
+        below = contracts.settings()["model"]["low_confidence_margin_below"]
+        assert row["label_confidence"] == ("low" if margin < below else "high")
+
+
+def test_a_visit_at_the_boundary_is_labelled_with_low_confidence(loaded, spark):  # noqa: F811
+    boundary = loaded.metadata["boundary"]
+    seconds, pages = boundary["duration_seconds"], boundary["pages_viewed"]
+    impulsive = next(c for c in loaded.metadata["centres"] if c["behaviour"] == "Impulsive")
+    rows = [
+        (1, round(seconds), pages, "at the boundary"),
+        (2, round(impulsive["duration_seconds"]), round(impulsive["pages_viewed"]), "typical"),
+    ]
+    out = {r["note"]: r for r in loaded.label(_frame(spark, rows)).collect()}
+    assert out["at the boundary"]["label_confidence"] == "low"
+    assert out["at the boundary"]["behaviour_margin"] < 0.05
+    assert out["typical"]["label_confidence"] == "high"
+    assert out["typical"]["behaviour_margin"] > 0.5
 
 
 def test_label_works_on_a_stream(loaded, spark, tmp_path: Path):  # noqa: F811

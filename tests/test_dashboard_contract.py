@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import math
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -241,6 +242,26 @@ def test_model_versions_show_the_model_that_labelled_the_orders(es, shop, pipeli
     assert [(r["version"], r["orders"]) for r in rows] == [(version, N)]
     labelled = instant(rows[0]["last_labelled"])
     assert labelled <= datetime.now(labelled.tzinfo)
+
+
+def test_label_confidence_counts_the_visits_near_the_boundary(es, shop, pipeline):
+    """Each order's margin computed here, from its log event and the model's metadata (clips,
+    scaler, centres): the panel counts those below [model] low_confidence_margin_below as low."""
+    meta = model_registry.metadata(pipeline.stack.model_dir)
+    below = contracts.settings()["model"]["low_confidence_margin_below"]
+    mean, std = meta["scaler"]["mean"], meta["scaler"]["std"]
+    clips = meta["transforms"]
+    a, b = (centre["scaled"] for centre in meta["centres"])
+    counts: Counter[str] = Counter()
+    for order in shop["orders"]:
+        seconds = min(max(order.event["duration_session"], 0), clips["duration_clip_seconds"])
+        pages = min(max(order.event["pages_viewed"], 1), clips["pages_clip"])
+        point = ((math.log1p(seconds) - mean[0]) / std[0], (math.log1p(pages) - mean[1]) / std[1])
+        margin = abs(math.dist(point, a) - math.dist(point, b)) / math.dist(a, b)
+        counts["low" if margin < below else "high"] += 1
+    rows = panel(es, shop, "label-confidence").rows
+    assert {r["confidence"]: r["orders"] for r in rows} == dict(counts)
+    assert counts["high"] > counts["low"], "the simulated buyers fit the shipped model"
 
 
 # -- the controls ------------------------------------------------------------------------------

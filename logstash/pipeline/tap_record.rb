@@ -20,7 +20,8 @@ ORDER_TYPES = {
   'stock_alert' => 'keyword', 'items_count' => 'integer', 'units' => 'integer',
   'avg_unit_price' => 'double', 'order_hour' => 'integer', 'order_weekday' => 'keyword',
   'products' => 'keyword', 'categories' => 'keyword', 'purchase_behaviour' => 'keyword',
-  'behaviour_distance' => 'double', 'model_version' => 'keyword',
+  'behaviour_distance' => 'double', 'behaviour_margin' => 'double',
+  'label_confidence' => 'keyword', 'model_version' => 'keyword',
   'order_fingerprint' => 'keyword', 'source_system' => 'keyword'
 }.freeze
 # Item field -> mapping type of the line field it becomes (lines.json), in documents.py's order.

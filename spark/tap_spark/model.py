@@ -43,6 +43,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType
 
+from tapstack import contracts
 from tapstack.contracts import ROOT
 
 DEFAULT_TRAINING_CSV = ROOT / "training_data" / "training_data.csv"
@@ -65,6 +66,8 @@ EVALUATION_SEED = 4242  # differs from the training data's simulator seed (2026)
 # Output columns.
 BEHAVIOUR_COL = "purchase_behaviour"
 DISTANCE_COL = "behaviour_distance"
+MARGIN_COL = "behaviour_margin"
+CONFIDENCE_COL = "label_confidence"
 VERSION_COL = "model_version"
 
 # Working columns, dropped before label() returns.
@@ -186,6 +189,27 @@ class _Geometry:
                 else distance.when(F.col(_CLUSTER) == index, value)
             )
         return distance.cast(DoubleType())
+
+    def margin_column(self) -> Column:
+        """How clearly the row belongs to its centre: the distance to the other centre less
+        the distance to its own, over the distance between the centres (scaled space). 0 on
+        the boundary; never above 1 (the triangle inequality), reached on the line through
+        both centres, at or beyond its own."""
+        if len(self.centres) != 2:
+            raise ModelError(f"a margin needs two centres, not {len(self.centres)}")
+        x = self.scaled_column(0, _LOG_DURATION)
+        y = self.scaled_column(1, _LOG_PAGES)
+        a, b = [
+            F.sqrt(F.pow(x - F.lit(cx), 2) + F.pow(y - F.lit(cy), 2)) for cx, cy in self.centres
+        ]
+        return (F.abs(a - b) / F.lit(math.dist(*self.centres))).cast(DoubleType())
+
+
+def confidence_column(margin: Column) -> Column:
+    """ "low" for a label whose margin is below [model] low_confidence_margin_below, else
+    "high" (the dashboard's share of low-confidence labels)."""
+    below = contracts.settings()["model"]["low_confidence_margin_below"]
+    return F.when(margin < F.lit(below), F.lit("low")).otherwise(F.lit("high"))
 
 
 def _impulsive_cluster(geometry: _Geometry) -> int:
@@ -438,7 +462,8 @@ class BehaviourModel:
 
     def label(self, df: DataFrame) -> DataFrame:
         """df (with duration_session and pages_viewed) + purchase_behaviour, behaviour_distance,
-        model_version. Every other column passes through unchanged; no working column is left.
+        behaviour_margin, label_confidence, model_version. Every other column passes through
+        unchanged; no working column is left.
 
         A stateless, per-row transform (no aggregation, no Python UDF), so it runs on a
         streaming DataFrame as it does on a batch one.
@@ -453,6 +478,8 @@ class BehaviourModel:
         return (
             scored.withColumn(BEHAVIOUR_COL, _label_column(self.impulsive_cluster))
             .withColumn(DISTANCE_COL, self.geometry.distance_column())
+            .withColumn(MARGIN_COL, self.geometry.margin_column())
+            .withColumn(CONFIDENCE_COL, confidence_column(F.col(MARGIN_COL)))
             .withColumn(VERSION_COL, F.lit(self.version))
             .drop(*_WORK_COLUMNS)
         )

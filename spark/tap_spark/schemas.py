@@ -75,6 +75,8 @@ CARRIED_ORDER_FIELDS = [name for name in order_schema()["properties"] if name !=
 BEHAVIOUR_FIELDS: list[tuple[str, DataType]] = [
     ("purchase_behaviour", StringType()),
     ("behaviour_distance", DoubleType()),
+    ("behaviour_margin", DoubleType()),
+    ("label_confidence", StringType()),
     ("model_version", StringType()),
 ]
 

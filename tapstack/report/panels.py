@@ -441,6 +441,20 @@ PANELS: tuple[Panel, ...] = (
         ),
         split=Split("version", "Model version", "terms", "model_version", size=5),
     ),
+    Panel(
+        key="label-confidence",
+        title="Label confidence",
+        description=(
+            "Orders whose visit lies near the boundary between the two clusters (a margin "
+            "below [model] low_confidence_margin_below) carry a low-confidence label: a "
+            "growing share says the visitors no longer fit the model."
+        ),
+        role="orders",
+        chart="donut",
+        grid=Grid(0, 87, 18, 10),
+        metrics=(_ORDERS,),
+        split=Split("confidence", "Confidence", "terms", "label_confidence", size=2),
+    ),
 )
 
 CONTROLS: tuple[Control, ...] = (
