@@ -203,3 +203,30 @@ def test_the_replay_scratch_home_renames_only_topics_group_and_indices(tmp_path)
     assert (home / "contracts" / "order.schema.json").read_text() == (
         contracts.ORDER_SCHEMA_FILE.read_text()
     )
+
+
+# -- the retraining figure -----------------------------------------------------------------------
+
+
+def test_the_retraining_line_gives_the_flipped_share_and_both_versions():
+    figure = {
+        "orders": 12345,
+        "training_seconds": 21.5,
+        "rows": 12345,
+        "flipped": 123,
+        "share": 123 / 12345,
+        "first": "behaviour-a",
+        "second": "behaviour-b",
+    }
+    assert report.retraining_line(figure) == (
+        "Retrained on the bench's 12,345 orders in 21.5 s: 123 of 12,345 (1.00%) would change"
+        " label from behaviour-a to behaviour-b."
+    )
+
+
+def test_a_retraining_that_could_not_run_says_why():
+    line = report.retraining_line({"error": "only 12 orders in the window: 200 needed"})
+    assert line == (
+        "Retraining on the bench's orders was not measured: only 12 orders in the window: 200"
+        " needed"
+    )

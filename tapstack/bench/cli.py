@@ -243,6 +243,9 @@ def run_bench(options: Options) -> dict[str, Any]:
                 "tap_p95": tap["latency_s"]["p95"] if tap else None,
                 "p95_ratio": reporting.p95_ratio(phase, tap),
             }
+        say("Model: retraining on the bench's orders, and the share of labels that would flip.")
+        report["retraining"] = _retraining(stack, es)
+        say(reporting.retraining_line(report["retraining"]))
         if options.backlog > 0:
             report["replay"] = run_replay(
                 stack,
@@ -277,6 +280,18 @@ def run_bench(options: Options) -> dict[str, Any]:
     path = reporting.write_json(report, options.out, stamp)
     say(f"Figures saved to {path}")
     return report
+
+
+def _retraining(stack: Stack, es) -> dict[str, Any]:
+    """The retraining figure, or why it could not be measured (the bench goes on)."""
+    from tap_spark.model import ModelError
+    from tapstack.bench import retraining
+    from tapstack.elastic.history import HistoryError
+
+    try:
+        return retraining.measure(stack.model_dir, es, stack.run_dir)
+    except (ModelError, HistoryError) as error:
+        return {"error": str(error)}
 
 
 def _say_phase(phase: dict[str, Any]) -> None:

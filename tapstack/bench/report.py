@@ -320,6 +320,18 @@ def verdict_table(rows: list[dict[str, str]]) -> Table:
     return table
 
 
+def retraining_line(figure: dict[str, Any]) -> str:
+    """The retraining figure (tapstack/bench/retraining.py) in one sentence."""
+    if "error" in figure:
+        return f"Retraining on the bench's orders was not measured: {figure['error']}"
+    share = "-" if figure["share"] is None else f"{figure['share']:.2%}"
+    return (
+        f"Retrained on the bench's {figure['orders']:,} orders in {figure['training_seconds']:g} s:"
+        f" {figure['flipped']:,} of {figure['rows']:,} ({share}) would change label from"
+        f" {figure['first']} to {figure['second']}."
+    )
+
+
 def print_report(report: dict[str, Any], console: Console) -> None:
     if not console.is_terminal and console.width < 120:
         console = Console(width=120)  # a log file or a pipe: do not squeeze the tables
@@ -338,6 +350,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             f"p95 {phase['latency_s']['p95']:.2f} s; TAP p95 {original['tap_p95']:.2f} s; "
             f"ratio {original['p95_ratio']:.1f}x"
         )
+    if report.get("retraining"):
+        console.print(retraining_line(report["retraining"]))
     if report.get("replay", {}).get("stages"):
         console.print(replay_table(report))
     console.print(verdict_table(report.get("verdicts") or verdicts(report)))
