@@ -86,6 +86,7 @@ def test_a_spark_batch_that_read_fewer_rows_than_its_offsets_span_lost_the_first
     # The log start has moved on since, past records the batch did read: only the missing.
     assert lost(start, end, 6, {("T", 0): 10, ("T", 1): 0}) == [gaps.Gap("T", 0, 3, 5)]
     assert offsets(None) == {}
+    assert offsets("None") == {}, "a first batch's start, as PySpark's listener passes it on"
     # Offsets 3..7 were reported as a gap when the stage resumed: not counted again.
     assert lost(start, end, 4, {("T", 0): 8}, reported={("T", 0): 8}) == []
     assert lost(start, end, 3, {("T", 0): 9}, reported={("T", 0): 8}) == [gaps.Gap("T", 0, 8, 8)]

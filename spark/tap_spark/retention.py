@@ -45,8 +45,12 @@ Offsets = dict[tuple[str, int], int]
 
 
 def offsets(text: str | None) -> Offsets:
-    """A Kafka source's offsets JSON ({"topic": {"0": 12}}) as {(topic, partition): offset}."""
-    if not text:
+    """A Kafka source's offsets JSON ({"topic": {"0": 12}}) as {(topic, partition): offset}.
+
+    A first batch has no start offset, and PySpark hands its null on as the text "None"
+    (SourceProgress.fromJObject: str(jprogress.startOffset()), pyspark/sql/streaming/
+    listener.py in 4.1)."""
+    if not text or text == "None":
         return {}
     parsed = json.loads(text)
     if not isinstance(parsed, dict):
