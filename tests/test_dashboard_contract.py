@@ -336,5 +336,6 @@ def test_summary_figures_come_from_the_same_panels(es, shop, pipeline):
         "Order-id conflicts",
         "Behaviour model in use",
         "Model drift",
+        "Label confidence",
     ):
         assert title in out.getvalue()

@@ -75,6 +75,7 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
         "model-versions",
         "model-drift",
         "behaviour-models",
+        "label-confidence",
     ):
         if results[key].rows:  # drift: none until `tap model drift --record` ran
             console.print(_table(DASHBOARD.panel(key), results[key]))
