@@ -33,6 +33,7 @@ retries 429/5xx a few times itself before this loader's own, logged retries take
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -47,6 +48,7 @@ from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 from kafka import (
     ConsumerRebalanceListener,
+    KafkaAdminClient,
     KafkaConsumer,
     KafkaProducer,
     OffsetAndMetadata,
@@ -59,6 +61,7 @@ from tapstack.deadletter import gaps as retention
 from tapstack.deadletter.headers import format_time
 from tapstack.elastic.client import connect
 from tapstack.loader import dead_letters, documents
+from tapstack.loader.membership import GroupWatch
 
 log = logging.getLogger("tap.loader")
 
@@ -201,16 +204,23 @@ class Loader:
         # partition -> the offset the loader is due to read next, as far as it has read
         self._next: dict[TopicPartition, int] = {}
         self._assigned: set[TopicPartition] = set()  # newly assigned, not yet checked for a commit
+        # Its own client id, so that the broker's list of the group's members names this one.
+        client_id = f"tap-loader-{os.getpid()}"
         self.consumer = KafkaConsumer(
             **kafka_clients.config(),
             group_id=self.names.group,
-            client_id="tap-loader",
+            client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=batch_size,
             **(consumer_options or {}),
         )
         self._subscribe()
+        self.membership = GroupWatch(
+            lambda: KafkaAdminClient(**kafka_clients.config(), client_id="tap-loader-watch"),
+            self.names.group,
+            client_id,
+        )
         self.producer = KafkaProducer(
             **kafka_clients.config(),
             client_id="tap-loader-dlq",
@@ -537,6 +547,7 @@ class Loader:
             try:
                 while not should_stop():
                     records, gaps = self._poll(200)
+                    self.membership.check()
                     if in_flight is not None:
                         self._commit_when_written(*in_flight, should_stop)
                         in_flight = None
@@ -594,6 +605,7 @@ class Loader:
         self._stopping.set()
         self.consumer.close(autocommit=False)
         self.producer.close()
+        self.membership.close()
 
 
 class _Forget(ConsumerRebalanceListener):
