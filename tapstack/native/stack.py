@@ -259,8 +259,7 @@ class Stack:
         self.start_process(process)
         self.wait_pipeline_ready(timeout=timeout, processes_=(process,))
         if process == "behaviour" and processes.find(self.run_dir, "model_drift"):
-            processes.stop(self.run_dir, "model_drift")  # measured against the model in use
-            self.start_process("model_drift")
+            self.measure_drift_now()  # measured against the model in use
 
     def measure_drift_now(self) -> None:
         """Have the scheduled drift process measure the window ending now: it records once as
