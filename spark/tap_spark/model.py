@@ -176,13 +176,18 @@ class _Geometry:
             return F.lit(0.0)
         return (F.col(column) - F.lit(self.mean[index])) / F.lit(self.std[index])
 
-    def distance_column(self) -> Column:
-        """Euclidean distance, in the scaled space, from the row to its chosen centre."""
+    def _centre_distances(self) -> list[Column]:
+        """Euclidean distance, in the scaled space, from the row to each centre."""
         x = self.scaled_column(0, _LOG_DURATION)
         y = self.scaled_column(1, _LOG_PAGES)
+        return [
+            F.sqrt(F.pow(x - F.lit(cx), 2) + F.pow(y - F.lit(cy), 2)) for cx, cy in self.centres
+        ]
+
+    def distance_column(self) -> Column:
+        """Euclidean distance, in the scaled space, from the row to its chosen centre."""
         distance = None
-        for index, (cx, cy) in enumerate(self.centres):
-            value = F.sqrt(F.pow(x - F.lit(cx), 2) + F.pow(y - F.lit(cy), 2))
+        for index, value in enumerate(self._centre_distances()):
             distance = (
                 F.when(F.col(_CLUSTER) == index, value)
                 if distance is None
@@ -197,11 +202,7 @@ class _Geometry:
         both centres, at or beyond its own."""
         if len(self.centres) != 2:
             raise ModelError(f"a margin needs two centres, not {len(self.centres)}")
-        x = self.scaled_column(0, _LOG_DURATION)
-        y = self.scaled_column(1, _LOG_PAGES)
-        a, b = [
-            F.sqrt(F.pow(x - F.lit(cx), 2) + F.pow(y - F.lit(cy), 2)) for cx, cy in self.centres
-        ]
+        a, b = self._centre_distances()
         return (F.abs(a - b) / F.lit(math.dist(*self.centres))).cast(DoubleType())
 
 
