@@ -73,6 +73,12 @@ ORDER_KEYWORDS_ENFORCED = frozenset(
         "maxLength",
         "minItems",
         "maxItems",
+        "enum",
+        # Only as "if field F is V then these are required, else those are not allowed".
+        "allOf",
+        "if",
+        "then",
+        "else",
     }
 )
 # Deliberately not checked, and why (the test oracle drops exactly these from the schema).

@@ -16,14 +16,16 @@ def test_the_trigger_selects_real_time_mode_or_micro_batches(monkeypatch, trigge
     assert contracts.real_time_interval() == interval
 
 
-def _keywords(node: dict) -> set[str]:
+def _keywords(node: dict | bool) -> set[str]:
     """Every JSON Schema keyword used in a schema node and the nodes below it (the names under
-    "properties" are field names, not keywords)."""
+    "properties" are field names, not keywords; true and false are schemas with none)."""
+    if isinstance(node, bool):
+        return set()
     found = set(node)
-    for child in node.get("properties", {}).values():
+    below = [*node.get("properties", {}).values(), *node.get("allOf", []), *node.get("anyOf", [])]
+    below += [node[key] for key in ("items", "if", "then", "else") if key in node]
+    for child in below:
         found |= _keywords(child)
-    if isinstance(node.get("items"), dict):
-        found |= _keywords(node["items"])
     return found
 
 

@@ -13,17 +13,16 @@ import copy
 import hashlib
 import hmac
 import json
-import re
 from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
 
 from tap_spark.orders import Rules, analysis_columns, enrich, parse_lines
-from tapstack.contracts import ORDER_KEYWORDS_NOT_ENFORCED, longest_shipped_line, order_schema
+from tapstack.contracts import longest_shipped_line, order_schema
 from tapstack.simulator import Simulator
+from tests.support import order_oracle
 
 pytestmark = pytest.mark.spark
 
@@ -34,57 +33,8 @@ RULES = Rules.from_settings()
 # -- the oracle ---------------------------------------------------------------------------------
 
 
-def _relaxed_schema() -> dict:
-    """The contract without the keywords the Spark stage deliberately does not enforce (one
-    list, with the reasons: tapstack.contracts.ORDER_KEYWORDS_NOT_ENFORCED)."""
-    schema = copy.deepcopy(order_schema())
-
-    def strip(node):
-        if isinstance(node, dict):
-            for key in ORDER_KEYWORDS_NOT_ENFORCED:
-                node.pop(key, None)
-            for value in node.values():
-                strip(value)
-
-    strip(schema)
-    return schema
-
-
-VALIDATOR = Draft202012Validator(_relaxed_schema())
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$")
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-def _no_duplicate_keys(pairs):
-    keys = [key for key, _ in pairs]
-    if len(keys) != len(set(keys)):
-        raise ValueError("duplicate key")
-    return dict(pairs)
-
-
 def oracle_valid(line: str) -> bool:
-    if len(line.encode("utf-8")) >= longest_shipped_line():
-        return False  # the collectors cut a line there
-    try:
-        order = json.loads(
-            line, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
-        )
-    except (ValueError, RecursionError):
-        return False
-    if not isinstance(order, dict) or not VALIDATOR.is_valid(order):
-        return False
-    if abs(sum(item["total"] for item in order["items"]) - order["total"]) > RULES.total_tolerance:
-        return False
-    from datetime import datetime
-
-    try:
-        datetime.fromisoformat(order["timestamp"])
-    except ValueError:
-        return False
-    return bool(_ISO.match(order["timestamp"]))
+    return order_oracle.valid(line)
 
 
 def oracle_customer_id(customer: dict) -> str | None:

@@ -102,36 +102,37 @@ def _get(variant: Column, path: str) -> Column:
 
 @dataclass(frozen=True)
 class _Field:
-    """A required field of the contract, where it sits and the object that holds it."""
+    """A field of the contract, where it sits and the object that holds it."""
 
     path: str
     label: str
     expected: str
     parent: int | None  # index of the enclosing object's _Field, None at the top level
+    required: bool  # in its object's "required" (optional ones are judged when present)
 
 
-def _required_fields() -> list[_Field]:
-    """The contract's required fields, depth first; items are checked apart (an array)."""
+@functools.cache
+def _fields() -> tuple[_Field, ...]:
+    """Every field of the contract, required or optional, depth first; the lines of an array
+    are checked apart."""
     fields: list[_Field] = []
 
     def walk(node: dict, prefix: str, parent: int | None) -> None:
-        for name in node["required"]:
-            child = node["properties"][name]
-            fields.append(
-                _Field(f"{prefix}.{name}", (prefix + "." + name)[2:], child["type"], parent)
-            )
+        for name, child in node["properties"].items():
+            path = f"{prefix}.{name}"
+            fields.append(_Field(path, path[2:], child["type"], parent, name in node["required"]))
             if child["type"] == "object":
-                walk(child, f"{prefix}.{name}", len(fields) - 1)
+                walk(child, path, len(fields) - 1)
 
     walk(_schema(), "$", None)
-    return fields
+    return tuple(fields)
 
 
 def _field_kinds(records: DataFrame, variant: Column, wanted: Column) -> DataFrame:
     """Add `kinds`: the JSON kind of each required field (null when absent), in
-    _required_fields() order, on rows where `wanted` holds (null elsewhere). Two projections,
-    so each field is looked up once."""
-    fields = _required_fields()
+    _fields() order, on rows where `wanted` holds (null elsewhere). Two projections, so each
+    field is looked up once."""
+    fields = _fields()
     lookups = F.array(*[_get(variant, f.path) for f in fields])
     values = records.withColumn("field_values", F.when(wanted, lookups))
     kinds = F.array(*[_kind(F.col("field_values")[i]) for i in range(len(fields))])
@@ -139,27 +140,40 @@ def _field_kinds(records: DataFrame, variant: Column, wanted: Column) -> DataFra
 
 
 def _type_reasons(kinds: Column, variant: Column) -> Column:
-    """'missing field x' / 'wrong type for x' for each required field, and 'malformed item',
-    judged on the JSON as written (a JSON false is no string, "12" no number). A field inside
-    an object is judged only when that object is there and is one."""
-    fields = _required_fields()
+    """'missing field x' for each required field and 'wrong type for x' for each field there,
+    and 'malformed item' for a bad line of an array, judged on the JSON as written (a JSON
+    false is no string, "12" no number). A field inside an object is judged only when that
+    object is there and is one."""
+    fields = _fields()
     reasons = []
     for i, field in enumerate(fields):
         kind = kinds[i]
         present = F.lit(True) if field.parent is None else kinds[field.parent] == "OBJECT"
-        reasons.append(F.when(present & kind.isNull(), F.lit(f"missing field {field.label}")))
+        if field.required:
+            reasons.append(F.when(present & kind.isNull(), F.lit(f"missing field {field.label}")))
         reasons.append(
             F.when(present & ~_is(kind, field.expected), F.lit(f"wrong type for {field.label}"))
         )
-    items_at = next(i for i, f in enumerate(fields) if f.path == "$.items")
-    reasons.append(F.when(kinds[items_at] == "ARRAY", _item_reason(variant)))
+        node = _node(field.path)
+        if field.expected == "array" and node["items"]["type"] == "object":
+            item = "item" if field.parent is None else f"{field.label.rsplit('.', 1)[0]} item"
+            malformed = _item_reason(variant, field.path, node["items"], f"malformed {item}")
+            reasons.append(F.when(present & (kind == "ARRAY"), malformed))
     return F.array_compact(F.array(*reasons))
 
 
-def _item_reason(variant: Column) -> Column:
-    """One reason when any order line is no object or lacks a field or has one of the wrong type."""
-    node = _schema()["properties"]["items"]["items"]
-    items = F.try_variant_get(variant, "$.items", "array<variant>")
+def _node(path: str) -> dict:
+    """The contract's node of a field by its path ($.a.b)."""
+    node = _schema()
+    for name in path.split(".")[1:]:
+        node = node["properties"][name]
+    return node
+
+
+def _item_reason(variant: Column, path: str, node: dict, reason: str) -> Column:
+    """`reason` when any line of the array at `path` is no object or lacks a field or has one
+    of the wrong type."""
+    items = F.try_variant_get(variant, path, "array<variant>")
 
     def bad(item: Column) -> Column:
         problems = [F.coalesce(_kind(item) != "OBJECT", F.lit(True))]
@@ -168,7 +182,7 @@ def _item_reason(variant: Column) -> Column:
             problems.append(F.coalesce(~_is(kind, node["properties"][name]["type"]), F.lit(True)))
         return F.greatest(*problems)
 
-    return F.when(F.exists(items, bad), F.lit("malformed item"))
+    return F.when(F.exists(items, bad), F.lit(reason))
 
 
 def _unknown_field_reasons(line: Column) -> list[Column]:
@@ -201,7 +215,8 @@ def _unknown_field_reasons(line: Column) -> list[Column]:
                 each = F.transform(texts, lambda x: F.coalesce(F.json_object_keys(x), F.array()))
                 items_known = F.array(*[F.lit(n) for n in child["items"]["properties"]])
                 unknown = F.array_except(F.flatten(each), items_known)
-                reasons.append(named(unknown, f"{name} field"))
+                where = name if path == "$" else f"{path[2:]}.{name}"
+                reasons.append(named(unknown, f"{where} field"))
 
     walk(_schema(), "$", "field")
     return reasons
@@ -272,7 +287,7 @@ def _value_reasons(order: Column, event_time: Column, rules: Rules) -> list[Colu
             F.lit("implausible total"),
         ),
         F.when(
-            order["schema_version"] != _schema()["properties"]["schema_version"]["const"],
+            ~order["schema_version"].isin(_schema()["properties"]["schema_version"]["enum"]),
             F.lit("unsupported schema_version"),
         ),
         F.when(
@@ -320,7 +335,121 @@ def _value_reasons(order: Column, event_time: Column, rules: Rules) -> list[Colu
             F.lit("timestamp is not ISO 8601 with an offset"),
         ),
         *_size_reasons(order),
+        *_conditional_reasons(order),
+        *_event_reasons(order),
+        *_refund_reasons(order, rules),
     ]
+
+
+def _conditional_reasons(order: Column) -> list[Column]:
+    """The contract's allOf rules, each "if field F is V, then these fields are required,
+    else those are not allowed" (the only form it uses)."""
+    reasons = []
+    for rule in _schema()["allOf"]:
+        ((name, test),) = rule["if"]["properties"].items()
+        value = test["const"]
+        holds = F.coalesce(order[name] == F.lit(value), F.lit(False))
+        for needed in rule["then"]["required"]:
+            missing = holds & order[needed].isNull()
+            reasons.append(F.when(missing, F.lit(f"missing field {needed} ({name} {value})")))
+        for banned, allowed in rule["else"]["properties"].items():
+            if allowed is not False:
+                raise ValueError(f"{banned}: only 'false' is understood in an else branch")
+            there = ~holds & order[banned].isNotNull()
+            reasons.append(F.when(there, F.lit(f"field {banned} only with {name} {value}")))
+    return reasons
+
+
+def expected_event_id(order: Column) -> Column:
+    """The event id the contract gives an event: <order_id>-<paid|cancelled|failed> or
+    <order_id>-refund-<refund id>."""
+    kind = order["event_type"]
+    what = F.when(kind == "refunded", F.concat(F.lit("refund-"), order["refund"]["refund_id"]))
+    return F.concat(order["order_id"].cast("string"), F.lit("-"), what.otherwise(kind))
+
+
+def _event_reasons(order: Column) -> list[Column]:
+    """The event fields' enum and patterns, and an event id that names this event."""
+    kinds = _schema()["properties"]["event_type"]["enum"]
+    status = _schema()["properties"]["order_status"]["pattern"]
+    return [
+        F.when(
+            ~order["event_type"].isin(kinds),
+            F.lit(f"event_type is not one of {', '.join(kinds)}"),
+        ),
+        F.when(
+            order["event_id"] != expected_event_id(order),
+            F.lit("event_id does not name this event (<order_id>-<event>)"),
+        ),
+        F.when(~order["order_status"].rlike(status), F.lit("order_status is not a status slug")),
+    ]
+
+
+def _refund_reasons(order: Column, rules: Rules) -> list[Column]:
+    """Impossible refunds: below the contract's minimums, more than the order, or lines the
+    order does not hold. Each refund is judged alone: that several refunds of one order add up
+    to more than its total cannot be seen statelessly."""
+    refund, lines = order["refund"], order["refund"]["items"]
+    tolerance = rules.total_tolerance
+
+    def ordered(line: Column, field: str) -> Column:
+        same = F.filter(order["items"], lambda x: x["product_id"] == line["product_id"])
+        return F.aggregate(same, F.lit(0).cast(_type_of(field)), lambda a, x: a + x[field])
+
+    line_sum = F.aggregate(lines, F.lit(0.0), lambda acc, x: acc + x["amount"])
+    least = functools.partial(_minimum, "refund")
+    return [
+        F.when(refund["refund_id"] < least("refund_id"), F.lit("refund.refund_id below 1")),
+        F.when(refund["amount"] < least("amount"), F.lit("negative refund amount")),
+        F.when(
+            F.isnan(refund["amount"]) | (refund["amount"] > _maximum("refund", "amount")),
+            F.lit("implausible refund amount"),
+        ),
+        F.when(
+            refund["amount"] > order["total"] + tolerance,
+            F.lit("refund amount above the order total"),
+        ),
+        F.when(
+            F.exists(lines, lambda x: x["quantity"] < least("items", "quantity")),
+            F.lit(f"refund item quantity below {least('items', 'quantity'):g}"),
+        ),
+        F.when(
+            F.exists(lines, lambda x: x["product_id"] < least("items", "product_id")),
+            F.lit(f"refund item product_id below {least('items', 'product_id'):g}"),
+        ),
+        F.when(
+            F.exists(lines, lambda x: x["amount"] < least("items", "amount")),
+            F.lit("negative refund item amount"),
+        ),
+        F.when(
+            line_sum > refund["amount"] + tolerance,
+            F.lit("refund items add up to more than the refund amount"),
+        ),
+        F.when(
+            F.exists(lines, lambda x: ordered(x, "quantity") == 0),
+            F.lit("refund item not in the order"),
+        ),
+        F.when(
+            F.exists(
+                lines,
+                lambda x: (ordered(x, "quantity") > 0) & (x["quantity"] > ordered(x, "quantity")),
+            ),
+            F.lit("refund item quantity above the units ordered"),
+        ),
+        F.when(
+            F.exists(
+                lines,
+                lambda x: (
+                    (ordered(x, "quantity") > 0) & (x["amount"] > ordered(x, "total") + tolerance)
+                ),
+            ),
+            F.lit("refund item amount above the line total"),
+        ),
+    ]
+
+
+def _type_of(field: str) -> str:
+    return "long" if field == "quantity" else "double"
 
 
 def _parse_exact(records: DataFrame, text: str, out: str) -> DataFrame:
@@ -367,18 +496,27 @@ def _unwrap_collector(records: DataFrame) -> DataFrame:
 
 def _exact_shape_pattern() -> str:
     """A regex that schema_of_variant of a line matches only when the line is an object with
-    exactly the contract's required fields, each of its JSON type (one schema for all items).
+    the contract's required fields and none but its optional ones, each of its JSON type (one
+    schema for all items).
 
     Keys come sorted and unusual ones quoted, so nothing but the expected text can match.
-    Optional or extra fields, null items and odd number kinds do not match: those lines take
-    the detailed checks, which judge them right.
+    Extra fields, null values, empty arrays and odd number kinds do not match: those lines
+    take the detailed checks, which judge them right.
     """
 
     def pattern(node: dict) -> str:
         if node["type"] == "object":
-            fields = sorted(node["required"])
-            entries = ", ".join(f"{re.escape(f)}: {pattern(node['properties'][f])}" for f in fields)
-            return f"OBJECT<{entries}>"
+            entries = []
+            for name in sorted(node["properties"]):
+                entry = f"{re.escape(name)}: {pattern(node['properties'][name])}"
+                if name in node["required"]:
+                    entries.append(entry if not entries else f", {entry}")
+                else:
+                    # An optional field first in its object would need no comma: none is.
+                    if not entries:
+                        raise ValueError(f"{name}: an optional field sorts first")
+                    entries.append(f"(?:, {entry})?")
+            return f"OBJECT<{''.join(entries)}>"
         if node["type"] == "array":
             return f"ARRAY<{pattern(node['items'])}>"
         return f"(?:{_KINDS[node['type']]})"
@@ -387,21 +525,24 @@ def _exact_shape_pattern() -> str:
 
 
 def _all_present(node: dict, value: Column) -> list[Column]:
-    """One condition per required field of the typed `value` (a JSON Schema object): it is
-    there, and so is every field of every order line.
+    """One condition per field of the typed `value` (a JSON Schema object): a required one is
+    there, and every field of every line of an array is; an optional object that is there
+    holds its own required fields.
 
     The merged schema of the items cannot tell a missing or null field of one line (the other
     lines supply it), and a null line disappears from it; the typed order can.
     """
     checks = []
-    for name in node["required"]:
-        child, field = node["properties"][name], value[name]
-        checks.append(field.isNotNull())
+    for name, child in node["properties"].items():
+        field = value[name]
+        if name in node["required"]:
+            checks.append(field.isNotNull())
         if child["type"] == "object":
-            checks += _all_present(child, field)
+            inner = _all([F.lit(True), *_all_present(child, field)])
+            checks.append(field.isNull() | inner if name not in node["required"] else inner)
         elif child["type"] == "array":
             lines_ok = F.forall(field, functools.partial(_line_present, child["items"]))
-            checks.append(F.coalesce(lines_ok, F.lit(False)))
+            checks.append(F.coalesce(lines_ok, F.lit(name not in node["required"])))
     return checks
 
 
@@ -569,7 +710,17 @@ def enrich(parsed: DataFrame, rules: Rules, customer_key: str) -> DataFrame:
         "source_offset": F.col("source_offset"),
     }
     assert list(added) == [name for name, _ in ENRICHMENT_FIELDS]
-    carried = [order[name].alias(name) for name in CARRIED_ORDER_FIELDS]
+    # A version 1 line is a paid event; downstream, every record names its event.
+    defaults = {
+        "event_type": F.lit("paid"),
+        "event_id": F.concat(order["order_id"].cast("string"), F.lit("-paid")),
+    }
+    carried = [
+        F.coalesce(order[name], defaults[name]).alias(name)
+        if name in defaults
+        else order[name].alias(name)
+        for name in CARRIED_ORDER_FIELDS
+    ]
     columns = [*carried, *[column.alias(name) for name, column in added.items()]]
     raw = ["raw_key", "raw_value", "source_topic", "reason"]
     return parsed.select(*raw, *columns)
