@@ -11,6 +11,7 @@ import pytest
 
 from tapstack import contracts
 from tapstack.native import processes
+from tapstack.simulator import reassigned
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark]
 
@@ -133,8 +134,7 @@ def test_restart_from_checkpoint_skips_nothing_and_repeats_harmlessly(pipeline, 
 
 def test_a_reused_order_id_is_dead_lettered_and_a_replay_is_harmless(pipeline):
     original, other = pipeline.simulate(2, seed=26)
-    impostor = copy.deepcopy(other.event)
-    impostor["order_id"] = original.order_id
+    impostor = reassigned(copy.deepcopy(other.event), original.order_id)
     pipeline.append([original])
     assert pipeline.wait_indexed([original.order_id]) == 1
     pipeline.append([original])  # an exact replay of the same line

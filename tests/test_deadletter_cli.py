@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tapstack import contracts
 from tapstack.cli import app
 from tapstack.deadletter import headers as h
-from tapstack.simulator import SimulatedOrder
+from tapstack.simulator import SimulatedOrder, reassigned
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark]
 
@@ -61,7 +61,7 @@ def batch(pipeline) -> Batch:
     # spaces): shipped cut, as Fluent Bit cuts it, and the cut is what process_orders
     # dead-letters, although what is left of it parses.
     long = _line(orders[3].event) + b" " * 1_100_000
-    impostor = {**orders[5].event, "order_id": impostor_of}
+    impostor = reassigned(orders[5].event, impostor_of)
     lines = {
         "no_sum": _line(no_sum),
         "no_items": _line(no_items),

@@ -33,7 +33,7 @@ from tapstack import contracts, kafka_clients
 from tapstack.bench import latency as calc
 from tapstack.native import processes
 from tapstack.native.stack import Stack
-from tapstack.simulator import Simulator, format_line
+from tapstack.simulator import Simulator, format_line, reassigned
 
 SPARK_JOBS = ("process_orders", "behaviour")
 POOL_SIZE = 2000  # distinct simulated orders per phase; later orders reuse their contents
@@ -68,7 +68,7 @@ class OrderLines:
         return self._iso
 
     def line(self, index: int) -> bytes:
-        event = dict(self.pool[index % len(self.pool)], order_id=self.first_id + index)
+        event = reassigned(self.pool[index % len(self.pool)], self.first_id + index)
         if self.stamp:
             event["timestamp"] = self._now()
         return format_line(event).encode("utf-8")

@@ -1,9 +1,15 @@
-"""Simulated paid orders of the Garderobe shop, written exactly as the TAP plugin writes them.
+"""Simulated orders of the Garderobe shop, written exactly as the TAP plugin writes them.
 
 ``Simulator(seed).orders(n)`` yields ``SimulatedOrder`` objects: ``.event`` is one log line as a
-dict (valid against contracts/order.schema.json, keys in the schema's order) and ``.behaviour`` the
-ground truth of the buyer population ("Impulsive" or "Reasoned"). ``format_line`` turns an event
-into the exact bytes the PHP plugin appends to the orders log.
+dict (an event of contract v2, valid against contracts/order.schema.json, keys in the order of the
+schema's "properties") and ``.behaviour`` the ground truth of the buyer population ("Impulsive" or
+"Reasoned"). ``format_line`` turns an event into the exact bytes the PHP plugin appends to the
+orders log.
+
+By default every order is paid at checkout: one paid event per order (order_status
+"processing"). With ``lifecycle=Lifecycle()`` (lifecycle.py) orders are also cancelled unpaid,
+fail, get paid days later by bank transfer and get refunded, each event on its own date, all
+emitted in time order; truth.py computes the money of such a log from its lines.
 
 What makes the traffic look like a shop's:
 
@@ -18,6 +24,7 @@ What makes the traffic look like a shop's:
 from __future__ import annotations
 
 import csv
+import heapq
 import json
 import math
 import os
@@ -34,9 +41,10 @@ from faker import Faker
 
 from tapstack.contracts import enrichment, settings
 from tapstack.simulator.catalogue import CATALOGUE, Product
+from tapstack.simulator.lifecycle import Lifecycle, plan_order
 from tapstack.simulator.populations import IMPULSIVE, POPULATIONS, REASONED, Population
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CURRENCY = settings()["shop"]["currency"]
 PAYMENT_METHODS = (("bacs", 0.55), ("cod", 0.45))
 
@@ -59,6 +67,15 @@ BURSTS_PER_DAY = (0.35, 0.45, 0.20)
 BURST_START_HOURS = (9, 10, 11, 12, 13, 18, 19, 20, 21)
 BURST_MINUTES = (15, 45)
 BURST_MULTIPLIER = (4.0, 9.0)
+
+
+def reassigned(event: dict, order_id: int) -> dict:
+    """A copy of the event under another order id, its event id following (the bench's
+    pooled orders, and tests' reused ids)."""
+    moved = {**event, "order_id": order_id}
+    if "event_id" in event:
+        moved["event_id"] = f"{order_id}-{event['event_id'].split('-', 1)[1]}"
+    return moved
 
 
 def format_line(event: dict) -> str:
@@ -85,7 +102,8 @@ class Customer:
 
 @dataclass(frozen=True)
 class SimulatedOrder:
-    """One simulated paid order: the log event and the buyer's true behaviour."""
+    """One event of a simulated order (by default its paid event) and the buyer's true
+    behaviour."""
 
     event: dict
     behaviour: str
@@ -94,6 +112,10 @@ class SimulatedOrder:
     @property
     def order_id(self) -> int:
         return self.event["order_id"]
+
+    @property
+    def event_type(self) -> str:
+        return self.event.get("event_type", "paid")
 
     @property
     def line(self) -> str:
@@ -225,16 +247,33 @@ def _weighted_choice(rng: random.Random, options, weights):
 
 
 class Simulator:
-    """Paid orders of the Garderobe shop with the buyer's true behaviour.
+    """Orders of the Garderobe shop with the buyer's true behaviour.
 
     ``seed`` fixes everything (contents and times); order ids count up by one from
-    ``order_id_start``. Two ways to use it, so that no order lies in the future:
+    ``order_id_start``, in checkout order. Two ways to use it, so that no order lies in the
+    future:
 
     * ``backfill(n, end)``: the shop's recent past, n orders whose times end at ``end``
       (default: now), oldest first; what the demo and the tests write.
     * ``orders(n)`` with a ``start``: a stream forward from a moment in the past (training data,
       fixed histories in tests); successive calls continue it. Live traffic is stamped with the
       wall clock when written (``tap simulate orders --rate``), not by this clock.
+
+    Without ``lifecycle`` each order is one paid event at its checkout time. With a
+    ``Lifecycle``, n is the number of orders *placed*, and what is yielded is their events in
+    time order: a failed or a paid event at checkout, a bank transfer's paid or cancelled event
+    days later, refunds within the return window after the payment. An event that lies after
+    the last checkout of a call waits in a heap (by time, then by when it was planned) and is
+    emitted when simulated time passes it, so the stream is the same in any chunking:
+
+    * ``orders(n)`` keeps the events still in the future for the next call; ``flush()`` yields
+      them (the rest of the story: every order's whole life, dated after the last checkout).
+    * ``backfill(n, end)`` never yields an event after ``end``: a transfer still on hold or a
+      return still on its way at that moment has not happened yet, as in a real shop's log.
+
+    The lifecycle draws from its own random stream, so the orders (contents, ids, checkout
+    times) are those of the same seed without a lifecycle; only a failed order's payment method
+    becomes the card gateway.
 
     A naive datetime is read in the shop's time zone.
     """
@@ -245,6 +284,7 @@ class Simulator:
         start: datetime | None = None,
         order_id_start: int = 1,
         populations: dict[str, Population] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         if order_id_start < 1:
             raise ValueError("order ids start at 1 or above")
@@ -254,6 +294,10 @@ class Simulator:
         self._next_id = order_id_start
         self._rng = random.Random(f"tap-simulator-{seed}-content")
         self._time_rng = random.Random(f"tap-simulator-{seed}-time")
+        self.lifecycle = lifecycle
+        self._life_rng = random.Random(f"tap-simulator-{seed}-lifecycle")
+        self._pending: list[tuple[int, int, SimulatedOrder]] = []  # a heap: (time, seq, event)
+        self._seq = 0
         self._arrivals = (
             _Arrivals(self._time_rng, self.start, self.tz) if self.start is not None else None
         )
@@ -322,7 +366,10 @@ class Simulator:
         payment = _weighted_choice(rng, *zip(*PAYMENT_METHODS, strict=True))
         event = {
             "schema_version": SCHEMA_VERSION,
+            "event_id": f"{self._next_id}-paid",
+            "event_type": "paid",
             "order_id": self._next_id,
+            "order_status": "processing",
             "timestamp": datetime.fromtimestamp(paid_at, self.tz).isoformat(timespec="seconds"),
             "currency": CURRENCY,
             "total": round(float(sum(item["total"] for item in items)), 2),
@@ -335,30 +382,69 @@ class Simulator:
         self._next_id += 1
         return SimulatedOrder(event=event, behaviour=behaviour, abandoned_tab=abandoned)
 
+    # -- the order's life ------------------------------------------------------------------
+    def _place(self, placed_at: int, heap: list) -> Iterator[SimulatedOrder]:
+        """Place an order at checkout time: without a lifecycle yield its paid event; with one,
+        plan its events into the heap and yield every event due by now, oldest first."""
+        order = self._order(placed_at)
+        if self.lifecycle is None:
+            yield order
+            return
+        for at, event in plan_order(
+            order.event, placed_at, self._life_rng, self.lifecycle, self.tz
+        ):
+            heapq.heappush(
+                heap, (at, self._seq, SimulatedOrder(event, order.behaviour, order.abandoned_tab))
+            )
+            self._seq += 1
+        yield from self._due(placed_at, heap)
+
+    @staticmethod
+    def _due(until: float, heap: list) -> Iterator[SimulatedOrder]:
+        while heap and heap[0][0] <= until:
+            yield heapq.heappop(heap)[2]
+
+    @property
+    def pending(self) -> int:
+        """Events of the forward stream planned after its last checkout (lifecycle only)."""
+        return len(self._pending)
+
+    def flush(self) -> Iterator[SimulatedOrder]:
+        """The forward stream's events still in the future, in time order (lifecycle only)."""
+        while self._pending:
+            yield heapq.heappop(self._pending)[2]
+
     def orders(self, n: int) -> Iterator[SimulatedOrder]:
-        """The next n orders forward from ``start`` (lazily)."""
+        """The next n orders forward from ``start`` (lazily): their paid events, or with a
+        lifecycle every event of theirs due by the last checkout (see the class docstring)."""
         if self._arrivals is None:
             raise ValueError(
                 "a forward stream needs start=...; for the recent past use backfill(n)"
             )
         for _ in range(n):
-            yield self._order(self._arrivals.next())
+            yield from self._place(self._arrivals.next(), self._pending)
 
     def backfill(self, n: int, end: datetime | None = None) -> list[SimulatedOrder]:
-        """n orders whose paid times end at ``end`` (default: now) or just before, oldest
-        first, with ids counting up in time order."""
+        """n orders whose checkout times end at ``end`` (default: now) or just before, oldest
+        first, with ids counting up in time order; with a lifecycle, their events up to ``end``
+        in time order."""
         end = self._aware(end) if end is not None else datetime.now(self.tz)
         arrivals = _Arrivals(self._time_rng, end, self.tz, backward=True)
         times = sorted(arrivals.next() for _ in range(n))
-        return [self._order(paid_at) for paid_at in times]
+        heap: list = []
+        events = [event for placed_at in times for event in self._place(placed_at, heap)]
+        events.extend(self._due(end.timestamp(), heap))
+        return events
 
 
 def append_orders(
     path: str | os.PathLike, orders: Iterable[SimulatedOrder], truth_path=None
 ) -> int:
-    """Append orders to the log, one write per line, flushed; return how many were written.
+    """Append orders' events to the log, one write per line, flushed; return how many lines
+    were written.
 
-    With ``truth_path``, also append "order_id,behaviour" rows to that CSV (header when new).
+    With ``truth_path``, also append "order_id,behaviour" rows to that CSV (header when new):
+    one per order, on its paid, cancelled or failed event (not again on its refunds).
     """
     log_path = Path(path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -379,7 +465,7 @@ def append_orders(
         with open(log_path, "ab", buffering=0) as log:
             for order in orders:
                 _append_whole(log, format_line(order.event).encode("utf-8"))
-                if truth_writer is not None:
+                if truth_writer is not None and order.event_type != "refunded":
                     truth_writer.writerow([order.event["order_id"], order.behaviour])
                     truth_file.flush()
                 written += 1
@@ -436,6 +522,7 @@ def write_training_csv(path: str | os.PathLike, rows: Iterable[dict]) -> int:
 
 __all__ = [
     "Customer",
+    "Lifecycle",
     "SimulatedOrder",
     "Simulator",
     "append_orders",

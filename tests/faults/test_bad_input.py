@@ -10,6 +10,7 @@ import json
 import pytest
 
 from tapstack import contracts
+from tapstack.simulator import reassigned
 from tests.support import tally
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark, pytest.mark.faults]
@@ -98,11 +99,11 @@ def test_hostile_corpus(pipeline, report):
     pipeline.append([first])
     assert pipeline.wait_indexed([first.order_id]) == 1
 
-    template = copy.deepcopy(orders[-1].event)
-    template["order_id"] = pipeline.order_id_block()  # bad lines never use real ids
+    # Bad lines never use real ids.
+    template = reassigned(copy.deepcopy(orders[-1].event), pipeline.order_id_block())
     corpus = _bad_corpus(template)
     # A different order under an id already loaded: valid on its own, refused by the loader.
-    impostor = _dump({**orders[-1].event, "order_id": first.order_id})
+    impostor = _dump(reassigned(orders[-1].event, first.order_id))
     pipeline.append_raw([*corpus, "", impostor])
     pipeline.append(orders[1:])
 

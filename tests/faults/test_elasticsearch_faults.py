@@ -14,6 +14,7 @@ from tapstack import contracts
 from tapstack.deadletter import headers
 from tapstack.elastic.client import connect
 from tapstack.native import processes
+from tapstack.simulator import reassigned
 from tests.support import kafka_io, routes, tally
 from tests.support.es_proxy import FaultProxy
 
@@ -110,7 +111,7 @@ def test_elasticsearch_answers_413(pipeline, report):
         # fits under the cap, the order document (all three in `products`) does not.
         item = template["items"][0]
         items = [{**item, "product_name": c * 30_000} for c in "abc"]
-        return {big_id: {**template, "order_id": big_id, "items": items}}
+        return {big_id: {**reassigned(template, big_id), "items": items}}
 
     letters, counters, values = _through_proxy(
         pipeline, report, f"elasticsearch 413 over {MAX_BODY // 1024} KiB", 151, cap, big_order
@@ -153,7 +154,7 @@ def _refused_on_its_way(bad_id: int, field: str):
         proxy.rewrite = (LAST_OFFSET, BEYOND_LAST_OFFSET)
 
     def crafted(template):
-        return {bad_id: {**template, "order_id": bad_id, field: json.loads(LAST_OFFSET)}}
+        return {bad_id: {**reassigned(template, bad_id), field: json.loads(LAST_OFFSET)}}
 
     return rule, crafted
 
