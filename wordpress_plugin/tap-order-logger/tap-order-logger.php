@@ -1,8 +1,8 @@
 <?php
 /**
  * Plugin Name:          TAP Order Logger
- * Description:          Writes one JSON line per paid or placed WooCommerce order to a log file outside the web root, for the TAP analytics pipeline (Fluent Bit, Kafka, Spark, Elasticsearch, Kibana).
- * Version:              1.1.0
+ * Description:          Writes one JSON line per event in a WooCommerce order's life (paid, refunded, cancelled, failed), exactly once, to a log file outside the web root, for the TAP analytics pipeline (Fluent Bit, Kafka, Spark, Elasticsearch, Kibana).
+ * Version:              2.0.0
  * Requires at least:    6.3
  * Requires PHP:         7.4
  * Requires Plugins:     woocommerce
@@ -19,7 +19,7 @@
 
 defined( 'ABSPATH' ) || exit;
 
-define( 'TAP_ORDER_LOGGER_VERSION', '1.1.0' );
+define( 'TAP_ORDER_LOGGER_VERSION', '2.0.0' );
 define( 'TAP_ORDER_LOGGER_FILE', __FILE__ );
 define( 'TAP_ORDER_LOGGER_DIR', __DIR__ . '/' );
 

@@ -64,3 +64,8 @@ function tap_test_make_order( array $spec ) {
 	TAP_Test_Store::persist( $order );
 	return wc_get_order( $order->get_id() );
 }
+
+/** The id of an order's n-th line (from 1), as the WC_Order double numbers them. */
+function tap_test_item_id( $order_id, $n = 1 ) {
+	return (int) $order_id * 100 + (int) $n;
+}

@@ -9,14 +9,16 @@ defined( 'ABSPATH' ) || exit;
 
 /**
  * What the plugin keeps about a customer: on each of their orders, the visit figures
- * (`_tap_duration_session`, `_tap_pages_viewed`, `_tap_session_captured_at`) and the time the
- * order line was written (`_tap_logged`). The line itself left WordPress: it went to the orders
- * log and from there to the TAP analytics pipeline, which WordPress cannot reach. The exporter
- * says so; the eraser removes the plugin's meta, marks the orders so they are never written
- * again, records the request on each order (an order note starting `privacy_erasure_requested`)
- * and fires `tap_order_logger_privacy_erasure_requested( $email_address, $order_ids )` for
- * whatever forwards erasures to the pipeline. Nothing is written to the orders log: its lines
- * are orders only (contracts/order.schema.json).
+ * (`_tap_duration_session`, `_tap_pages_viewed`, `_tap_session_captured_at`) and the times the
+ * order's event lines were written (`_tap_logged` for paid, `_tap_logged_cancelled`,
+ * `_tap_logged_failed`, `_tap_logged_refund_<id>`). The lines themselves left WordPress: they
+ * went to the orders log and from there to the TAP analytics pipeline, which WordPress cannot
+ * reach. The exporter says so; the eraser removes the plugin's meta, marks the orders so no
+ * further event of theirs is ever written, records the request on each order (an order note
+ * starting `privacy_erasure_requested`) and fires
+ * `tap_order_logger_privacy_erasure_requested( $email_address, $order_ids )` for whatever
+ * forwards erasures to the pipeline. Nothing is written to the orders log: its lines are order
+ * events only (contracts/order.schema.json), and an erasure is none of them.
  *
  * Facts from WordPress core (7.1):
  *
@@ -42,9 +44,14 @@ class TAP_Privacy {
 	const ERASURE_ACTION = 'tap_order_logger_privacy_erasure_requested';
 	const NOTE_PREFIX    = 'privacy_erasure_requested';
 
-	/** The plugin's own order meta, all removed by the eraser. */
+	/**
+	 * The plugin's own order meta with fixed keys, all removed by the eraser, like the refund
+	 * flags (`_tap_logged_refund_<id>`, found by prefix).
+	 */
 	const META_KEYS = array(
 		TAP_Order_Logger::META_LOGGED,
+		TAP_Order_Logger::META_LOGGED_PREFIX . 'cancelled',
+		TAP_Order_Logger::META_LOGGED_PREFIX . 'failed',
 		TAP_Order_Logger::META_DURATION,
 		TAP_Order_Logger::META_PAGES,
 		TAP_Order_Logger::META_CAPTURED_AT,
@@ -162,21 +169,22 @@ class TAP_Privacy {
 
 		foreach ( $orders as $order ) {
 			try {
-				$logged = (string) $order->get_meta( TAP_Order_Logger::META_LOGGED );
+				$flags  = TAP_Order_Logger::logged_flags( $order );
+				$logged = self::first_written( $flags );
 				$had    = false;
-				foreach ( self::META_KEYS as $key ) {
+				foreach ( array_unique( array_merge( self::META_KEYS, array_keys( $flags ) ) ) as $key ) {
 					if ( '' !== (string) $order->get_meta( $key ) ) {
 						$had = true;
 					}
 					$order->delete_meta_data( $key );
 				}
-				// Not personal data, and it keeps a later status change from writing the order again.
+				// Not personal data, and it keeps every later hook from writing the order again.
 				$order->update_meta_data( TAP_Order_Logger::META_ERASED, $now );
 				$order->save();
 				$order->add_order_note(
 					'' !== $logged
-						/* translators: 1: the note's marker, privacy_erasure_requested; 2: when the order line was written (UTC). */
-						? sprintf( __( '%1$s: TAP Order Logger removed its visit data from this order and will not write the order to the analytics log again. The order line written at %2$s was sent to the analytics pipeline and must be erased there.', 'tap-order-logger' ), self::NOTE_PREFIX, $logged )
+						/* translators: 1: the note's marker, privacy_erasure_requested; 2: when the order's first line was written (UTC). */
+						? sprintf( __( '%1$s: TAP Order Logger removed its visit data from this order and will not write the order to the analytics log again. The order lines written since %2$s were sent to the analytics pipeline and must be erased there.', 'tap-order-logger' ), self::NOTE_PREFIX, $logged )
 						/* translators: %s: the note's marker, privacy_erasure_requested. */
 						: sprintf( __( '%s: TAP Order Logger removed its visit data from this order and will not write the order to the analytics log. No order line had been written.', 'tap-order-logger' ), self::NOTE_PREFIX )
 				);
@@ -228,8 +236,8 @@ class TAP_Privacy {
 	 */
 	public function policy_text() {
 		$paragraphs = array(
-			'<p class="privacy-policy-tutorial">' . esc_html__( 'TAP Order Logger sends every paid or placed order to the shop\'s own analytics pipeline. Adapt the text below to where the pipeline runs, who can read it and how long it keeps data.', 'tap-order-logger' ) . '</p>',
-			'<p><strong class="privacy-policy-tutorial">' . esc_html__( 'Suggested text:', 'tap-order-logger' ) . ' </strong>' . esc_html__( 'When you place an order, we record the order number, date, currency, total, payment method, the products bought, your customer number, your billing first name and e-mail address, how long your visit lasted and how many pages you viewed. We write this to a file on our server that is not accessible from the web, and our analytics system (which we run ourselves) reads it to produce sales statistics.', 'tap-order-logger' ) . '</p>',
+			'<p class="privacy-policy-tutorial">' . esc_html__( 'TAP Order Logger sends every payment, refund, cancellation and failed payment of an order to the shop\'s own analytics pipeline. Adapt the text below to where the pipeline runs, who can read it and how long it keeps data.', 'tap-order-logger' ) . '</p>',
+			'<p><strong class="privacy-policy-tutorial">' . esc_html__( 'Suggested text:', 'tap-order-logger' ) . ' </strong>' . esc_html__( 'When your order is paid, refunded, cancelled or its payment fails, we record the order number, its status, date, currency, total, payment method, the products bought, your customer number, your billing first name and e-mail address, how long your visit lasted and how many pages you viewed. We write this to a file on our server that is not accessible from the web, and our analytics system (which we run ourselves) reads it to produce sales statistics.', 'tap-order-logger' ) . '</p>',
 			'<p>' . esc_html__( 'To measure the visit we set two cookies, visit_start_time (when the visit started) and tap_pages_viewed (pages viewed), which expire after one day and are deleted when an order is placed. Where our cookie banner asks for it, they are set only if you accept statistics cookies; without them your order is recorded with no visit figures.', 'tap-order-logger' ) . '</p>',
 			'<p>' . esc_html__( 'You can ask for a copy of this data or for its erasure. An erasure removes the visit data from your orders in the shop and stops them from being sent again; copies already in the analytics system are erased there on request, and its message queue keeps them until its retention period ends.', 'tap-order-logger' ) . '</p>',
 		);
@@ -244,7 +252,8 @@ class TAP_Privacy {
 	 */
 	private function order_fields( $order ) {
 		$fields   = array();
-		$logged   = (string) $order->get_meta( TAP_Order_Logger::META_LOGGED );
+		$flags    = TAP_Order_Logger::logged_flags( $order );
+		$logged   = self::first_written( $flags );
 		$duration = (string) $order->get_meta( TAP_Order_Logger::META_DURATION );
 		$pages    = (string) $order->get_meta( TAP_Order_Logger::META_PAGES );
 		$captured = (string) $order->get_meta( TAP_Order_Logger::META_CAPTURED_AT );
@@ -278,8 +287,8 @@ class TAP_Privacy {
 		$fields[] = array(
 			'name'  => __( 'Sent to the analytics pipeline', 'tap-order-logger' ),
 			'value' => '' !== $logged
-				/* translators: %s: when the order line was written (UTC). */
-				? sprintf( __( 'Yes, at %s: order number, date, currency, total, payment method, products, customer number, billing first name, e-mail address, visit duration and pages viewed were written to the orders log read by the TAP analytics pipeline.', 'tap-order-logger' ), $logged )
+				/* translators: %s: when the order's first line was written (UTC). */
+				? sprintf( __( 'Yes, at %s and with each later payment, refund, cancellation or failure of the order: order number, date, status, currency, total, payment method, products, customer number, billing first name, e-mail address, visit duration and pages viewed were written to the orders log read by the TAP analytics pipeline.', 'tap-order-logger' ), $logged )
 				: __( 'No', 'tap-order-logger' ),
 		);
 		if ( '' !== $erased ) {
@@ -289,6 +298,20 @@ class TAP_Privacy {
 			);
 		}
 		return $fields;
+	}
+
+	/**
+	 * When the order's first line was written, '' when none was.
+	 *
+	 * @param array<string, string> $flags TAP_Order_Logger::logged_flags().
+	 * @return string
+	 */
+	private static function first_written( array $flags ) {
+		if ( empty( $flags ) ) {
+			return '';
+		}
+		sort( $flags ); // UTC times as Y-m-d\TH:i:s\Z sort as text.
+		return (string) $flags[0];
 	}
 
 	/**

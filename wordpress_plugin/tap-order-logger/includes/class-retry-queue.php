@@ -1,6 +1,6 @@
 <?php
 /**
- * Queues an order line that could not be written now, for a background retry.
+ * Queues an order event whose line could not be written now, for a background retry.
  *
  * @package TAP_Order_Logger
  */
@@ -8,9 +8,13 @@
 defined( 'ABSPATH' ) || exit;
 
 /**
- * Schedules the `tap_order_logger_retry_write( $order_id, $attempt )` action through Action
- * Scheduler, which WooCommerce ships, and falls back to WP-Cron when Action Scheduler is absent
- * or not initialised yet.
+ * Schedules the `tap_order_logger_retry_write( $order_id, $attempt, $event_type, $refund_id,
+ * $occurred_at )` action through Action Scheduler, which WooCommerce ships, and falls back to
+ * WP-Cron when Action Scheduler is absent or not initialised yet. The arguments name the event
+ * (order, type, refund) so the action writes that event and checks that event's once-only flag;
+ * `$occurred_at` keeps the time of a cancellation or failure, which WooCommerce does not record
+ * (0 for paid and refunded events, whose dates WooCommerce stores). Actions queued by plugin
+ * 1.x carry only `( $order_id, $attempt )` and mean a paid event.
  *
  * Facts from the upstream sources this relies on:
  *
@@ -83,14 +87,31 @@ class TAP_Retry_Queue {
 	}
 
 	/**
-	 * Queues an attempt to write an order's line.
+	 * The action's arguments for one attempt at one event.
 	 *
-	 * @param int $order_id Order id.
-	 * @param int $attempt  Attempt number, from 1.
+	 * @param int    $order_id    Order id.
+	 * @param int    $attempt     Attempt number, from 1.
+	 * @param string $type        Event type.
+	 * @param int    $refund_id   Refund id (refunded events), else 0.
+	 * @param int    $occurred_at Unix time of a cancelled or failed event, else 0.
+	 * @return array
+	 */
+	public static function args( $order_id, $attempt, $type = 'paid', $refund_id = 0, $occurred_at = 0 ) {
+		return array( (int) $order_id, max( 1, (int) $attempt ), (string) $type, (int) $refund_id, (int) $occurred_at );
+	}
+
+	/**
+	 * Queues an attempt to write an order event's line.
+	 *
+	 * @param int    $order_id    Order id.
+	 * @param int    $attempt     Attempt number, from 1.
+	 * @param string $type        Event type (paid, refunded, cancelled, failed).
+	 * @param int    $refund_id   Refund id (refunded events), else 0.
+	 * @param int    $occurred_at Unix time of a cancelled or failed event, else 0.
 	 * @return string|false 'action-scheduler' or 'wp-cron' (queued, or already queued), false.
 	 */
-	public function schedule( $order_id, $attempt = 1 ) {
-		$args = array( (int) $order_id, max( 1, (int) $attempt ) );
+	public function schedule( $order_id, $attempt = 1, $type = 'paid', $refund_id = 0, $occurred_at = 0 ) {
+		$args = self::args( $order_id, $attempt, $type, $refund_id, $occurred_at );
 		$when = (int) call_user_func( $this->clock ) + self::delay( $attempt );
 
 		if ( function_exists( 'as_enqueue_async_action' ) && function_exists( 'as_schedule_single_action' ) ) {
@@ -114,7 +135,30 @@ class TAP_Retry_Queue {
 			}
 		}
 
-		$this->reporter->error( sprintf( 'Order %d could not be queued for a retry (neither Action Scheduler nor WP-Cron accepted it): the next paid or placed hook for the order will try again.', (int) $order_id ) );
+		$this->reporter->error( sprintf( 'Order %d: the %s event could not be queued for a retry (neither Action Scheduler nor WP-Cron accepted it).', (int) $order_id, $type ) );
+		return false;
+	}
+
+	/**
+	 * Whether an attempt at the event is still waiting in either queue, whatever its attempt
+	 * number. A refund waits for its order's paid event this way. Up to MAX_ATTEMPTS look-ups
+	 * per queue (Action Scheduler matches arguments exactly): asked on that rare path only.
+	 *
+	 * @param int    $order_id  Order id.
+	 * @param string $type      Event type.
+	 * @param int    $refund_id Refund id (refunded events), else 0.
+	 * @return bool
+	 */
+	public function is_queued( $order_id, $type = 'paid', $refund_id = 0 ) {
+		for ( $attempt = 1; $attempt <= self::MAX_ATTEMPTS; $attempt++ ) {
+			$args = self::args( $order_id, $attempt, $type, $refund_id );
+			if ( function_exists( 'as_has_scheduled_action' ) && as_has_scheduled_action( self::HOOK, $args, self::GROUP ) ) {
+				return true;
+			}
+			if ( function_exists( 'wp_next_scheduled' ) && false !== wp_next_scheduled( self::HOOK, $args ) ) {
+				return true;
+			}
+		}
 		return false;
 	}
 }

@@ -14,6 +14,9 @@ class TAP_Test_Store {
 	/** @var array<int, WC_Order> saved orders */
 	public static $orders = array();
 
+	/** @var array<int, WC_Order_Refund> saved refunds */
+	public static $refunds = array();
+
 	/** @var array<int, WC_Product> */
 	public static $products = array();
 
@@ -25,6 +28,7 @@ class TAP_Test_Store {
 
 	public static function reset() {
 		self::$orders   = array();
+		self::$refunds  = array();
 		self::$products = array();
 		self::$saves    = 0;
 		self::$notes    = array();
@@ -34,11 +38,25 @@ class TAP_Test_Store {
 		++self::$saves;
 		self::$orders[ $order->get_id() ] = clone $order;
 	}
+
+	/** Refunds share the orders' id sequence in WooCommerce: a number no order or refund has. */
+	public static function next_refund_id() {
+		return max( array_merge( array( 5000 ), array_keys( self::$orders ), array_keys( self::$refunds ) ) ) + 1;
+	}
 }
 
+/** The tests' "now" (TapTestCase's clock), else the real time. */
+function tap_test_time() {
+	return isset( $GLOBALS['tap_test_clock'] ) && is_callable( $GLOBALS['tap_test_clock'] ) ? (int) call_user_func( $GLOBALS['tap_test_clock'] ) : time();
+}
+
+/** An order, or a refund (WooCommerce returns a WC_Order_Refund for a refund's id). */
 function wc_get_order( $order_id = false ) {
 	$order_id = is_object( $order_id ) ? $order_id->get_id() : (int) $order_id;
-	return isset( TAP_Test_Store::$orders[ $order_id ] ) ? clone TAP_Test_Store::$orders[ $order_id ] : false;
+	if ( isset( TAP_Test_Store::$orders[ $order_id ] ) ) {
+		return clone TAP_Test_Store::$orders[ $order_id ];
+	}
+	return isset( TAP_Test_Store::$refunds[ $order_id ] ) ? clone TAP_Test_Store::$refunds[ $order_id ] : false;
 }
 
 /**

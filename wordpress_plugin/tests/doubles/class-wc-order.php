@@ -1,10 +1,14 @@
 <?php
 /**
- * Double of WC_Order with WooCommerce's status machinery: set_status() + save() fire
+ * Doubles of WC_Order and WC_Order_Refund, and wc_create_refund().
+ *
+ * WC_Order has WooCommerce's status machinery: set_status() + save() fire
  * `woocommerce_order_status_{to}` and `woocommerce_order_status_changed` after saving (as
- * WC_Order::status_transition() does), and payment_complete() sets the paid date, moves a
- * pending/on-hold/failed/cancelled order to processing and then fires
+ * WC_Order::status_transition() does); a change into processing or completed sets the paid date
+ * when there is none (WC_Order::maybe_set_date_paid()); payment_complete() sets the paid date,
+ * moves a pending/on-hold/failed/cancelled order to processing and then fires
  * `woocommerce_payment_complete`. Amounts are decimal strings, as WooCommerce returns them.
+ * "Now" is tap_test_time(): the tests' clock.
  *
  * @package TAP_Order_Logger\Tests
  */
@@ -80,6 +84,31 @@ class WC_Order extends WC_Abstract_Order {
 		return in_array( 'line_item', (array) $types, true ) ? $this->items : array();
 	}
 
+	/** @return WC_Order_Refund[] the order's refunds, newest first, as WooCommerce lists them */
+	public function get_refunds() {
+		$refunds = array();
+		foreach ( TAP_Test_Store::$refunds as $refund ) {
+			if ( $refund->get_parent_id() === $this->get_id() ) {
+				$refunds[] = clone $refund;
+			}
+		}
+		return array_reverse( $refunds );
+	}
+
+	/** @return float */
+	public function get_total_refunded() {
+		$sum = 0.0;
+		foreach ( $this->get_refunds() as $refund ) {
+			$sum += (float) $refund->get_amount();
+		}
+		return $sum;
+	}
+
+	/** @return string */
+	public function get_remaining_refund_amount() {
+		return number_format( (float) $this->get_total() - $this->get_total_refunded(), 2, '.', '' );
+	}
+
 	public function has_status( $status ) {
 		return in_array( $this->get_status(), (array) $status, true );
 	}
@@ -94,6 +123,9 @@ class WC_Order extends WC_Abstract_Order {
 		$old        = $this->get_status();
 		if ( $old !== $new_status ) {
 			$this->status_transition = array( 'from' => $this->status_transition['from'] ?? $old, 'to' => $new_status );
+			if ( ! $this->get_date_paid() && in_array( $new_status, array( 'processing', 'completed' ), true ) ) {
+				$this->set_date_paid( new WC_DateTime( '@' . tap_test_time() ) ); // maybe_set_date_paid()
+			}
 		}
 		$this->props['status'] = $new_status;
 		return array( 'from' => $old, 'to' => $new_status );
@@ -112,7 +144,7 @@ class WC_Order extends WC_Abstract_Order {
 			return false;
 		}
 		if ( ! $this->get_date_paid() ) {
-			$this->set_date_paid( new WC_DateTime( '@' . time() ) );
+			$this->set_date_paid( new WC_DateTime( '@' . tap_test_time() ) );
 		}
 		$this->set_status( 'processing' );
 		$this->save();
@@ -143,8 +175,128 @@ class WC_Order extends WC_Abstract_Order {
 	}
 }
 
+/**
+ * A refund as wc_create_refund() stores it: its own id, the order as parent, a positive amount
+ * (get_amount()), a reason, its creation date, and copies of the refunded order lines with
+ * negative quantity, total and tax.
+ */
 class WC_Order_Refund extends WC_Abstract_Order {
+
+	/** @var array */
+	protected $props;
+
+	/** @var WC_Order_Item_Product[] */
+	protected $items = array();
+
+	/**
+	 * @param array $props id, parent_id, amount, reason, date_created (WC_DateTime or UTC
+	 *                     "Y-m-d H:i:s"), items (WC_Order_Item_Product).
+	 */
+	public function __construct( array $props = array() ) {
+		$this->props = array_merge( array( 'id' => 0, 'parent_id' => 0, 'amount' => '0.00', 'reason' => '', 'date_created' => null ), $props );
+		$this->id    = (int) $this->props['id'];
+		if ( is_string( $this->props['date_created'] ) ) {
+			$this->props['date_created'] = WC_DateTime::from_utc( $this->props['date_created'] );
+		}
+		foreach ( $props['items'] ?? array() as $item ) {
+			$this->items[ $item->get_id() ] = $item;
+		}
+	}
+
+	public function get_parent_id( $context = 'view' ) { return (int) $this->props['parent_id']; }
+	public function get_amount( $context = 'view' ) { return (string) $this->props['amount']; }
+	public function get_reason( $context = 'view' ) { return (string) $this->props['reason']; }
+	public function get_status( $context = 'view' ) { return 'completed'; }
+
+	/** @return WC_DateTime|null */
+	public function get_date_created( $context = 'view' ) { return $this->props['date_created']; }
+
+	/** @return WC_Order_Item[] */
+	public function get_items( $types = 'line_item' ) {
+		return in_array( 'line_item', (array) $types, true ) ? $this->items : array();
+	}
+
 	public function save() {
+		if ( ! $this->id ) {
+			$this->id = TAP_Test_Store::next_refund_id();
+		}
+		TAP_Test_Store::$refunds[ $this->id ] = clone $this;
 		return $this->id;
 	}
+}
+
+/**
+ * wc_create_refund() as WooCommerce 10 runs it (includes/wc-order-functions.php): checks the
+ * amount against what is left to refund, copies the refunded lines (`line_items`: item id =>
+ * qty, refund_total, refund_tax) with negative quantity and totals, saves the refund, moves a
+ * fully refunded order to refunded (status hooks), saves the order, then fires
+ * `woocommerce_refund_created( $refund_id, $args )` and
+ * `woocommerce_order_refunded( $order_id, $refund_id )`. `date_created` (UTC "Y-m-d H:i:s")
+ * defaults to tap_test_time().
+ *
+ * @return WC_Order_Refund|WP_Error
+ */
+function wc_create_refund( $args = array() ) {
+	$args  = array_merge( array( 'amount' => 0, 'reason' => null, 'order_id' => 0, 'line_items' => array(), 'date_created' => null ), $args );
+	$order = wc_get_order( $args['order_id'] );
+	if ( ! $order ) {
+		return new WP_Error( 'error', 'Invalid order ID.' );
+	}
+	$remaining = (float) $order->get_remaining_refund_amount();
+	if ( 0 > $args['amount'] || (float) $args['amount'] > $remaining + 1e-9 ) {
+		return new WP_Error( 'error', 'Invalid refund amount.' );
+	}
+	$items = array();
+	foreach ( $order->get_items( 'line_item' ) as $item_id => $item ) {
+		if ( ! isset( $args['line_items'][ $item_id ] ) ) {
+			continue;
+		}
+		$line = $args['line_items'][ $item_id ];
+		$qty  = $line['qty'] ?? 0;
+		$tax  = array_sum( array_map( 'floatval', (array) ( $line['refund_tax'] ?? array() ) ) );
+		if ( empty( $qty ) && empty( $line['refund_total'] ) && empty( $line['refund_tax'] ) ) {
+			continue;
+		}
+		$items[] = new WC_Order_Item_Product(
+			array(
+				'id'           => 90000 + count( TAP_Test_Store::$refunds ) * 100 + count( $items ) + 1,
+				'product_id'   => $item->get_product_id(),
+				'variation_id' => $item->get_variation_id(),
+				'name'         => $item->get_name(),
+				'quantity'     => -1 * (int) $qty,
+				'total'        => number_format( -1 * (float) ( $line['refund_total'] ?? 0 ), 2, '.', '' ),
+				'total_tax'    => number_format( -1 * $tax, 2, '.', '' ),
+			)
+		);
+	}
+	$refund = new WC_Order_Refund(
+		array(
+			'parent_id'    => $order->get_id(),
+			'amount'       => number_format( (float) $args['amount'], 2, '.', '' ),
+			'reason'       => (string) $args['reason'],
+			'date_created' => $args['date_created'] ?? new WC_DateTime( '@' . tap_test_time() ),
+			'items'        => $items,
+		)
+	);
+	$refund->save();
+	if ( $remaining - (float) $args['amount'] <= 0 ) {
+		$order->set_status( 'refunded' );
+	}
+	$order->save();
+	do_action( 'woocommerce_refund_created', $refund->get_id(), $args );
+	do_action( 'woocommerce_order_refunded', $order->get_id(), $refund->get_id() );
+	return $refund;
+}
+
+/**
+ * WooCommerce's wc_order_fully_refunded(), hooked on `woocommerce_order_status_refunded`: an
+ * admin who sets the status to refunded gets a refund for what is left. Tests hook it in.
+ */
+function tap_test_wc_order_fully_refunded( $order_id ) {
+	$order = wc_get_order( $order_id );
+	$left  = (float) $order->get_total() - $order->get_total_refunded();
+	if ( $left <= 0 ) {
+		return;
+	}
+	wc_create_refund( array( 'amount' => $left, 'reason' => 'Order fully refunded.', 'order_id' => $order_id ) );
 }

@@ -30,10 +30,12 @@ final class HookWiringTest extends TapTestCase {
 			array( 'woocommerce_store_api_checkout_order_processed', array( $logger, 'on_block_checkout' ), 10, 1 ),
 			array( 'woocommerce_order_status_changed', array( $logger, 'on_status_changed' ), 10, 3 ),
 			array( 'woocommerce_payment_complete', array( $logger, 'on_payment_complete' ), 10, 1 ),
+			array( 'woocommerce_refund_created', array( $logger, 'on_refund_created' ), 10, 2 ),
+			array( 'woocommerce_order_refunded', array( $logger, 'on_order_refunded' ), 10, 2 ),
 			array( 'template_redirect', array( $logger, 'on_order_received_page' ), 15, 0 ),
 			array( 'template_redirect', array( $session, 'on_page_view' ), 20, 0 ),
 			array( 'wp_login', array( $session, 'reset' ), 10, 0 ),
-			array( 'tap_order_logger_retry_write', array( $logger, 'run_retry' ), 10, 2 ),
+			array( 'tap_order_logger_retry_write', array( $logger, 'run_retry' ), 10, 5 ),
 			array( 'wp_privacy_personal_data_exporters', array( $plugin->privacy, 'register_exporter' ), 10, 1 ),
 			array( 'wp_privacy_personal_data_erasers', array( $plugin->privacy, 'register_eraser' ), 10, 1 ),
 			array( 'admin_init', array( $plugin->privacy, 'add_policy_content' ), 10, 1 ),
@@ -57,6 +59,9 @@ final class HookWiringTest extends TapTestCase {
 		$this->assertFalse( has_action( 'woocommerce_thankyou' ), 'woocommerce_thankyou runs on every view of the page' );
 		$this->assertFalse( has_action( 'woocommerce_order_status_processing' ) );
 		$this->assertFalse( has_action( 'woocommerce_order_status_completed' ) );
+		$this->assertFalse( has_action( 'woocommerce_order_status_on-hold' ) );
+		$this->assertFalse( has_action( 'woocommerce_order_fully_refunded' ), 'the refund hooks carry the refund id; these fire before them' );
+		$this->assertFalse( has_action( 'woocommerce_order_partially_refunded' ) );
 		$this->assertNotFalse( has_action( 'init' ), 'text domain loads on init' );
 	}
 
@@ -79,8 +84,8 @@ final class HookWiringTest extends TapTestCase {
 		$this->assertSame( 10, has_action( 'admin_init', array( $this->plugin->settings, 'register_setting' ) ) );
 	}
 
-	public function test_default_logged_statuses_are_filterable(): void {
-		$this->assertSame( array( 'processing', 'completed', 'on-hold' ), $this->plugin->order_logger->logged_statuses() );
+	public function test_default_logged_statuses_are_paid_ones_and_filterable(): void {
+		$this->assertSame( array( 'processing', 'completed' ), $this->plugin->order_logger->logged_statuses(), 'on-hold is not paid' );
 		add_filter( 'tap_order_logged_statuses', static function () {
 			return array( 'completed' );
 		} );

@@ -156,7 +156,7 @@ final class LockTimeoutTest extends TapTestCase {
 		$this->assertSame( '', wc_get_order( 801 )->get_meta( TAP_Order_Logger::META_LOGGED ), 'not flagged: not written' );
 		$queued = tap_test_pending_actions( TAP_Retry_Queue::HOOK );
 		$this->assertCount( 1, $queued );
-		$this->assertSame( array( 801, 1 ), $queued[0]['args'] );
+		$this->assertSame( array( 801, 1, 'paid', 0, 0 ), $queued[0]['args'] );
 		$this->assertSame( TAP_Retry_Queue::GROUP, $queued[0]['group'] );
 		$this->assertSame( 'async', $queued[0]['type'] );
 		$this->assertStringContainsString( 'queued for a retry', implode( "\n", $GLOBALS['tap_wc_logger']->messages( 'warning' ) ) );
@@ -179,7 +179,8 @@ final class LockTimeoutTest extends TapTestCase {
 		// Run twice (a runner retrying, a copy queued by hand): still one line.
 		tap_test_run_action( $queued[0]['id'] );
 		$this->new_request( array() );
-		do_action_ref_array( TAP_Retry_Queue::HOOK, array( 801, 1 ) );
+		do_action_ref_array( TAP_Retry_Queue::HOOK, array( 801, 1, 'paid', 0, 0 ) );
+		do_action_ref_array( TAP_Retry_Queue::HOOK, array( 801, 1 ) ); // as queued by 1.x
 		$this->assertCount( 1, $this->log_lines() );
 		$this->assertSame( array(), tap_test_pending_actions( TAP_Retry_Queue::HOOK ), 'nothing more queued' );
 	}
@@ -208,7 +209,7 @@ final class LockTimeoutTest extends TapTestCase {
 		for ( $attempt = 1; $attempt < TAP_Retry_Queue::MAX_ATTEMPTS; $attempt++ ) {
 			$pending = tap_test_pending_actions( TAP_Retry_Queue::HOOK );
 			$this->assertCount( 1, $pending, "attempt $attempt queued once" );
-			$this->assertSame( array( 802, $attempt ), $pending[0]['args'] );
+			$this->assertSame( TAP_Retry_Queue::args( 802, $attempt ), $pending[0]['args'] );
 			if ( $attempt > 1 ) {
 				$this->assertSame( 'single', $pending[0]['type'] );
 				$this->assertSame( $this->now + TAP_Retry_Queue::delay( $attempt ), $pending[0]['timestamp'] );
@@ -219,7 +220,7 @@ final class LockTimeoutTest extends TapTestCase {
 		}
 		// The last attempt fails too: reported, nothing more queued, the order still unflagged.
 		$pending = tap_test_pending_actions( TAP_Retry_Queue::HOOK );
-		$this->assertSame( array( 802, TAP_Retry_Queue::MAX_ATTEMPTS ), $pending[0]['args'] );
+		$this->assertSame( array( 802, TAP_Retry_Queue::MAX_ATTEMPTS, 'paid', 0, 0 ), $pending[0]['args'] );
 		$this->new_request( array(), $writer );
 		tap_test_run_action( $pending[0]['id'] );
 		$this->assertSame( array(), tap_test_pending_actions( TAP_Retry_Queue::HOOK ) );
@@ -260,7 +261,7 @@ final class LockTimeoutTest extends TapTestCase {
 		wc_get_order( 804 )->update_status( 'processing' );
 
 		$this->assertSame( array(), $GLOBALS['tap_as']['actions'] );
-		$this->assertSame( array( array( 'timestamp' => $this->now, 'hook' => TAP_Retry_Queue::HOOK, 'args' => array( 804, 1 ) ) ), $GLOBALS['tap_wp_cron'] );
+		$this->assertSame( array( array( 'timestamp' => $this->now, 'hook' => TAP_Retry_Queue::HOOK, 'args' => array( 804, 1, 'paid', 0, 0 ) ) ), $GLOBALS['tap_wp_cron'] );
 
 		$writer->busy = false;
 		$this->new_request( array(), $writer );
@@ -280,7 +281,7 @@ final class LockTimeoutTest extends TapTestCase {
 			. ' echo json_encode( array( function_exists( "as_enqueue_async_action" ), $queued[0]["hook"], $queued[0]["args"], $first, $second,'
 			. '   substr_count( (string) @file_get_contents( TAP_TEST_SITE . "/tap-logs/orders.log" ), "\n" ) ) );';
 		$out = $this->run_child( $code, array( 'TAP_TEST_WITHOUT_ACTION_SCHEDULER' => '1' ) );
-		$this->assertSame( '[false,"tap_order_logger_retry_write",[805,1],1,0,1]', $out );
+		$this->assertSame( '[false,"tap_order_logger_retry_write",[805,1,"paid",0,0],1,0,1]', $out );
 	}
 
 	// The setting ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 <?php
 /**
- * One line per order, exactly once, through each checkout and gateway path.
+ * One paid line per order, exactly once, through each checkout and gateway path (the other
+ * events: OrderEventsTest).
  *
  * @package TAP_Order_Logger\Tests
  */
@@ -38,14 +39,13 @@ final class OrderLoggerTest extends TapTestCase {
 		$this->assertArrayNotHasKey( 'visit_start_time', $_COOKIE );
 	}
 
-	public function test_classic_checkout_bank_transfer_on_hold_writes_one_line_and_marking_paid_adds_none(): void {
+	public function test_classic_checkout_bank_transfer_writes_nothing_at_on_hold_and_the_paid_line_when_marked_paid(): void {
 		$this->new_request( $this->shopper_cookies() );
 		$order = tap_test_make_order( array( 'id' => 502, 'payment_method' => 'bacs' ) );
 
 		do_action( 'woocommerce_checkout_order_processed', 502, array( 'payment_method' => 'bacs' ), $order );
 		wc_get_order( 502 )->update_status( 'on-hold' );
-		$this->assertCount( 1, $this->log_lines() );
-		$this->assertSame( '2026-11-24T10:14:00+01:00', $this->log_events()[0]['timestamp'], 'no paid date yet: date_created' );
+		$this->assertSame( array(), $this->log_lines(), 'placed, not paid' );
 
 		// Days later the admin sees the transfer and marks the order paid, then completed.
 		$this->now += 3 * 86400;
@@ -56,6 +56,7 @@ final class OrderLoggerTest extends TapTestCase {
 
 		$events = $this->log_events();
 		$this->assertCount( 1, $events );
+		$this->assertSame( '2026-11-27T10:20:00+01:00', $events[0]['timestamp'], 'the day it was paid' );
 		$this->assertSame( 95, $events[0]['duration_session'], 'the visit recorded at checkout, not the admin\'s cookies' );
 	}
 
@@ -138,16 +139,20 @@ final class OrderLoggerTest extends TapTestCase {
 		$this->assertCount( 1, $this->log_lines() );
 	}
 
-	public function test_unpaid_statuses_write_nothing(): void {
+	public function test_unpaid_statuses_write_no_paid_line(): void {
 		tap_test_make_order( array( 'id' => 507 ) );
-		foreach ( array( 'checkout-draft', 'pending', 'cancelled', 'refunded', 'failed' ) as $status ) {
+		foreach ( array( 'checkout-draft', 'pending', 'on-hold', 'refunded' ) as $status ) {
 			wc_get_order( 507 )->update_status( $status );
 		}
 		$this->assertSame( array(), $this->log_lines() );
+		foreach ( array( 'cancelled', 'failed' ) as $status ) {
+			wc_get_order( 507 )->update_status( $status );
+		}
+		$this->assertSame( array( 'cancelled', 'failed' ), array_column( $this->log_events(), 'event_type' ), 'their own events, no paid one' );
 
-		// A failed order that is paid later is written then.
+		// A failed order that is paid later is written as paid then.
 		wc_get_order( 507 )->payment_complete();
-		$this->assertCount( 1, $this->log_lines() );
+		$this->assertSame( array( 'cancelled', 'failed', 'paid' ), array_column( $this->log_events(), 'event_type' ) );
 	}
 
 	public function test_each_order_gets_its_own_line(): void {
@@ -234,12 +239,14 @@ final class OrderLoggerTest extends TapTestCase {
 
 	public function test_logged_hook_announces_the_line(): void {
 		$seen = array();
-		add_action( 'tap_order_logged', static function ( $id, $line ) use ( &$seen ) {
-			$seen[] = array( $id, $line );
-		}, 10, 2 );
+		add_action( 'tap_order_logged', static function ( $id, $line, $event_id ) use ( &$seen ) {
+			$seen[] = array( $id, $line, $event_id );
+		}, 10, 3 );
 		tap_test_make_order( array( 'id' => 513 ) );
 		wc_get_order( 513 )->update_status( 'processing' );
-		$this->assertSame( 513, $seen[0][0] );
-		$this->assertSame( $this->log_lines()[0], $seen[0][1] );
+		wc_get_order( 513 )->update_status( 'cancelled' );
+		$this->assertSame( array( 513, 513 ), array_column( $seen, 0 ) );
+		$this->assertSame( $this->log_lines(), array_column( $seen, 1 ) );
+		$this->assertSame( array( '513-paid', '513-cancelled' ), array_column( $seen, 2 ) );
 	}
 }

@@ -151,6 +151,24 @@ final class PrivacyTest extends TapTestCase {
 		$this->assertSame( gmdate( 'Y-m-d\TH:i:s\Z', $this->now ), $this->fields( $export['data'][0] )['Erasure requested at (UTC)'] );
 	}
 
+	public function test_every_event_counts_as_sent_and_every_flag_is_erased(): void {
+		$this->orders();
+		wc_get_order( 902 )->update_status( 'cancelled' ); // never paid: its cancelled line went out
+		$refund = wc_create_refund( array( 'order_id' => 901, 'amount' => '5.00' ) );
+		$this->assertCount( 4, $this->log_lines() );
+
+		$export = $this->call( 'wp_privacy_personal_data_exporters', 'lorenzo@example.com' );
+		foreach ( $export['data'] as $group ) {
+			$this->assertStringStartsWith( 'Yes, at ', $this->fields( $group )['Sent to the analytics pipeline'], $group['item_id'] );
+		}
+
+		$result = $this->call( 'wp_privacy_personal_data_erasers', 'lorenzo@example.com' );
+		$this->assertStringContainsString( '#901, #902', $result['messages'][0] );
+		$this->assertSame( '', wc_get_order( 901 )->get_meta( '_tap_logged_refund_' . $refund->get_id() ) );
+		$this->assertSame( '', wc_get_order( 902 )->get_meta( '_tap_logged_cancelled' ) );
+		$this->assertStringContainsString( 'must be erased there', TAP_Test_Store::$notes[902][0] );
+	}
+
 	public function test_eraser_for_a_customer_without_lines_retains_nothing(): void {
 		tap_test_make_order( array( 'id' => 904, 'billing_email' => 'quiet@example.com' ) );
 		$result = $this->call( 'wp_privacy_personal_data_erasers', 'quiet@example.com' );

@@ -1,9 +1,10 @@
 <?php
 /**
  * A small validator for the part of JSON Schema that contracts/order.schema.json uses (type,
- * const, required, properties, additionalProperties false, items, min/maxItems,
- * minimum/maximum, min/maxLength, pattern). Full draft 2020-12 validation, formats included,
- * is done from Python with jsonschema (tests/test_plugin_contract.py).
+ * const, enum, required, properties, additionalProperties false, boolean schemas, items,
+ * min/maxItems, minimum/maximum, min/maxLength, pattern, anyOf, allOf, if/then/else). Formats
+ * are not checked here: full draft 2020-12 validation, formats included, is done from Python
+ * with jsonschema (tests/test_plugin_contract.py).
  *
  * @package TAP_Order_Logger\Tests
  */
@@ -12,14 +13,27 @@
 
 final class SchemaCheck {
 
-	/** @return string[] errors, empty when valid; $value decoded with assoc arrays + floats kept */
-	public static function errors( $value, array $schema, $where = '$' ) {
+	/**
+	 * @param mixed      $value  Decoded with assoc arrays, floats kept.
+	 * @param array|bool $schema Schema (true: anything, false: nothing).
+	 * @return string[] errors, empty when valid
+	 */
+	public static function errors( $value, $schema, $where = '$' ) {
+		if ( true === $schema ) {
+			return array();
+		}
+		if ( false === $schema ) {
+			return array( "$where: not allowed" );
+		}
 		$errors = array();
 		if ( isset( $schema['type'] ) && ! self::has_type( $value, $schema['type'] ) ) {
 			return array( "$where: expected {$schema['type']}, got " . gettype( $value ) );
 		}
 		if ( array_key_exists( 'const', $schema ) && $value !== $schema['const'] ) {
 			$errors[] = "$where: expected constant " . json_encode( $schema['const'] );
+		}
+		if ( isset( $schema['enum'] ) && ! in_array( $value, $schema['enum'], true ) ) {
+			$errors[] = "$where: not one of " . json_encode( $schema['enum'] );
 		}
 		if ( is_string( $value ) ) {
 			$length = mb_strlen( $value, 'UTF-8' );
@@ -41,14 +55,16 @@ final class SchemaCheck {
 				$errors[] = "$where: above {$schema['maximum']}";
 			}
 		}
-		if ( 'object' === ( $schema['type'] ?? null ) ) {
+		// Object keywords apply to objects whether or not the (sub)schema names the type, as in
+		// the schema's if/then/else branches.
+		if ( self::has_type( $value, 'object' ) ) {
 			foreach ( $schema['required'] ?? array() as $key ) {
 				if ( ! array_key_exists( $key, $value ) ) {
 					$errors[] = "$where: missing $key";
 				}
 			}
 			foreach ( $value as $key => $child ) {
-				if ( isset( $schema['properties'][ $key ] ) ) {
+				if ( isset( $schema['properties'] ) && array_key_exists( $key, $schema['properties'] ) ) {
 					$errors = array_merge( $errors, self::errors( $child, $schema['properties'][ $key ], "$where.$key" ) );
 				} elseif ( false === ( $schema['additionalProperties'] ?? true ) ) {
 					$errors[] = "$where: unexpected property $key";
@@ -64,6 +80,24 @@ final class SchemaCheck {
 			}
 			foreach ( $value as $i => $child ) {
 				$errors = array_merge( $errors, self::errors( $child, $schema['items'] ?? array(), "{$where}[$i]" ) );
+			}
+		}
+		if ( isset( $schema['anyOf'] ) ) {
+			$any = false;
+			foreach ( $schema['anyOf'] as $branch ) {
+				$any = $any || array() === self::errors( $value, $branch, $where );
+			}
+			if ( ! $any ) {
+				$errors[] = "$where: matches none of anyOf";
+			}
+		}
+		foreach ( $schema['allOf'] ?? array() as $i => $part ) {
+			$errors = array_merge( $errors, self::errors( $value, $part, "$where(allOf $i)" ) );
+		}
+		if ( array_key_exists( 'if', $schema ) ) {
+			$branch = array() === self::errors( $value, $schema['if'], $where ) ? 'then' : 'else';
+			if ( array_key_exists( $branch, $schema ) ) {
+				$errors = array_merge( $errors, self::errors( $value, $schema[ $branch ], "$where($branch)" ) );
 			}
 		}
 		return $errors;

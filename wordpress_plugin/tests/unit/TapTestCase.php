@@ -48,6 +48,10 @@ abstract class TapTestCase extends TestCase {
 		tap_test_remove_tree( TAP_TEST_SITE . '/tap-logs' );
 		tap_test_remove_tree( TAP_TEST_ROOT . '/outside' );
 		$this->now = self::NOW;
+		// WooCommerce's own "now" (paid dates, refund dates) in the doubles: the same clock.
+		$GLOBALS['tap_test_clock'] = function () {
+			return $this->now;
+		};
 		$this->new_request();
 	}
 
