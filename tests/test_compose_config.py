@@ -1028,8 +1028,10 @@ def test_es_users_container_applies_the_contract_roles_and_users(services):
     writer = calls[("PUT", "/_security/role/tap_writer")]
     rights = {name: grant["privileges"] for grant in writer["indices"] for name in grant["names"]}
     assert all("manage" not in p for p in rights.values()), "the writer could drop indices"
-    # Delete on lines only: the loader takes back the lines of an order refused after them.
-    assert [n for n, p in rights.items() if "delete" in p] == [contracts.index("lines")]
+    # Delete on lines and the ledger only: the loader takes back the lines of an order (and
+    # the ledger lines of an event) refused after them.
+    deleters = [n for n, p in rights.items() if "delete" in p]
+    assert deleters == [contracts.index("lines"), contracts.index("ledger")]
     env_example = cm.read_env_file(cm.ENV_EXAMPLE)
     for role, variable in (
         ("writer", "TAP_LOGSTASH"),

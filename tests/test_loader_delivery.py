@@ -22,7 +22,7 @@ from tapstack.elastic import templates
 from tapstack.loader import documents
 from tapstack.loader.es_loader import Loader, Names
 from tapstack.native.kafka import admin
-from tests.test_loader_documents import _item, record
+from tests.test_loader_documents import _item, event, record
 
 TIMEOUT = 90
 
@@ -159,7 +159,8 @@ class Flow:
 
 def _create_indices(es, names: Names, drift: dict[str, dict[str, dict]]) -> None:
     """The scratch indices from the project's templates, with mappings changed by drift."""
-    for role, name in (("orders", names.orders), ("lines", names.lines)):
+    for role in ("orders", "lines", "ledger", "statuses"):
+        name = names.of(role)
         body = templates.load_template(role)["template"]
         mappings = {**body["mappings"]}
         mappings["properties"] = {**mappings["properties"], **drift.get(role, {})}
@@ -197,6 +198,8 @@ def make_flow(engines, es):
             group=f"LoaderTest{stamp}_logstash_v1",
             orders=f"loadertest{stamp}-orders",
             lines=f"loadertest{stamp}-lines",
+            ledger=f"loadertest{stamp}-ledger",
+            statuses=f"loadertest{stamp}-statuses",
             dead_letter=f"LoaderTest{stamp}_Topic_DeadLetter",
         )
         partitions = contracts.settings()["topics"]["partitions"]
@@ -226,7 +229,7 @@ def make_flow(engines, es):
         for running in flow.started:
             running.stop()
         es.options(ignore_status=404).indices.delete(
-            index=f"{flow.names.orders},{flow.names.lines}"
+            index=f"{flow.names.orders},{flow.names.lines},{flow.names.ledger},{flow.names.statuses}"
         )
         client = admin()
         try:
@@ -247,15 +250,19 @@ def order(lines: int = 2, **changes) -> dict:
 
 
 def assert_loaded(flow: Flow, records: list[dict]) -> None:
-    """Each record's order document and exactly its lines are in the scratch indices."""
-    orders, lines = flow.docs(flow.names.orders), flow.docs(flow.names.lines)
+    """Each record's head (its order, or its ledger event) and exactly its parts (lines,
+    ledger documents) are in the scratch indices."""
+    roles = ("orders", "lines", "ledger")
+    stored = {role: flow.docs(flow.names.of(role)) for role in roles}
     for r in records:
         expected = documents.order_of(orjson.dumps(r))
-        assert orders.get(expected.document_id) == expected.document, r["order_id"]
-        for line_id, line in expected.lines:
-            assert lines.get(line_id) == line, line_id
-        ids = {i for i in lines if i.startswith(f"{r['order_id']}-")}
-        assert ids == {line_id for line_id, _ in expected.lines}, "no other line of the order"
+        head = stored[expected.head_role].get(expected.document_id)
+        assert head == expected.document, expected.document_id
+        for role, doc_id, doc in expected.parts:
+            assert stored[role].get(doc_id) == doc, doc_id
+        if expected.head_role == "orders":
+            ids = {i for i in stored["lines"] if i.startswith(f"{r['order_id']}-")}
+            assert ids == {line_id for line_id, _ in expected.lines}, "no other line of the order"
 
 
 def assert_absent(flow: Flow, order_id: int) -> None:
@@ -484,3 +491,91 @@ def test_the_first_version_of_an_order_wins_for_its_lines_too(make_flow):
     assert all(d["tap.error.reason"] == reason for d in letters)
     loader = running.loader
     assert (loader.loaded, loader.conflicts, loader.replayed) == (2, 2, 2)
+
+
+def _ledger_amounts(flow: Flow) -> dict[str, float]:
+    """event id -> the signed amount of its ledger event document."""
+    docs = flow.docs(flow.names.ledger)
+    return {d["event_id"]: d["amount"] for d in docs.values() if d["entry"] == "event"}
+
+
+def test_an_orders_life_is_loaded_once_and_a_replay_changes_nothing(make_flow):
+    flow = make_flow()
+    amount_only = event("refunded", order_id=501, refund_id=8, offset=25)
+    amount_only["refund"] = {**amount_only["refund"], "amount": 5.0, "items": []}
+    life = [
+        event("paid", order_id=501, offset=10),
+        event("refunded", order_id=501, refund_id=7, offset=20),
+        amount_only,
+        event("cancelled", order_id=502, offset=30),  # a bank transfer never paid
+        event("failed", order_id=503, offset=31),
+        event("paid", order_id=504, offset=32),
+        event("cancelled", order_id=504, offset=33),
+    ]
+    flow.produce_records(life)
+    running = flow.start()
+    flow.wait(flow.caught_up, "every event committed", running)
+
+    assert_loaded(flow, life)
+    assert set(flow.docs(flow.names.orders)) == {"501", "504"}, "orders are the paid ones"
+    assert _ledger_amounts(flow) == {
+        "501-paid": 118.8,
+        "501-refund-7": -24.85,
+        "501-refund-8": -5.0,
+        "502-cancelled": 0.0,
+        "503-failed": 0.0,
+        "504-paid": 118.8,
+        "504-cancelled": 0.0,
+    }
+    statuses = {i: d["order_status"] for i, d in flow.docs(flow.names.statuses).items()}
+    assert statuses == {
+        "501": "processing",
+        "502": "cancelled",
+        "503": "failed",
+        "504": "cancelled",
+    }
+    before = {role: flow.docs(flow.names.of(role)) for role in ("orders", "lines", "ledger")}
+    before_statuses = flow.docs(flow.names.statuses)
+
+    # Every event again, the latest first: nothing changes, each is a replay.
+    flow.produce_records(list(reversed(life)))
+    flow.wait(flow.caught_up, "the replay committed", running)
+    after = {role: flow.docs(flow.names.of(role)) for role in ("orders", "lines", "ledger")}
+    assert after == before
+    assert flow.docs(flow.names.statuses) == before_statuses
+    assert running.loader.loaded == len(life) and running.loader.replayed == len(life)
+    assert flow.dead_letters() == []
+
+
+def test_a_different_refund_under_a_refund_id_already_loaded_is_a_conflict(make_flow):
+    flow = make_flow()
+    first = event("refunded", order_id=601, offset=5)
+    other = event("refunded", order_id=601, offset=9, order_fingerprint="another-refund")
+    other["refund"] = {**other["refund"], "amount": 3.0, "items": []}
+    flow.produce_records([first, other])
+    running = flow.start()
+    flow.wait(flow.caught_up, "both committed", running)
+
+    assert_loaded(flow, [first])
+    [letter] = flow.dead_letters()
+    assert letter["tap.error.reason"] == documents.conflict_reason(601).encode()
+    assert orjson.loads(letter["value"])["order_fingerprint"] == "another-refund"
+    # The refused refund's status is not written: the first one's stays.
+    assert flow.docs(flow.names.statuses)["601"]["event_id"] == "601-refund-7"
+
+
+def test_a_refund_whose_ledger_line_is_refused_leaves_no_half_refund(make_flow):
+    flow = make_flow(drift={"ledger": {"quantity": {"type": "byte"}}})
+    refund = event("refunded", order_id=701)
+    refund["refund"]["items"] = [
+        {**refund["refund"]["items"][0], "quantity": 1},
+        {**refund["refund"]["items"][0], "quantity": 300, "amount": 0.0},  # -300: no byte
+    ]
+    flow.produce_records([refund])
+    running = flow.start()
+    flow.wait(flow.caught_up, "the refund committed", running)
+
+    [letter] = flow.dead_letters()
+    assert b"quantity" in letter["tap.error.reason"]
+    assert not [i for i in flow.docs(flow.names.ledger) if i.startswith("701-")]
+    assert "701" not in flow.docs(flow.names.statuses)

@@ -281,3 +281,107 @@ def test_a_record_is_not_changed_by_being_judged():
     documents.line_documents(good)
     assert good == kept
     assert json.loads(json.dumps(good)) == kept
+
+
+# ── events of an order's life (contract v2) ──────────────────────────────────────────────
+
+
+def event(kind: str, order_id: int = 1001, offset: int = 12, **changes) -> dict:
+    """A version 2 record of an order's event; a refund gives back one unit of the tee."""
+    what = kind
+    extra: dict = {}
+    if kind == "refunded":
+        refund_id = changes.pop("refund_id", 7)
+        what = f"refund-{refund_id}"
+        returned = {k: _item()[k] for k in ("product_id", "product_name", "sku", "category")}
+        extra["refund"] = {
+            "refund_id": refund_id,
+            "amount": 24.85,
+            "reason": "Wrong size",
+            "items": [{**returned, "quantity": 1, "amount": 19.9}],
+        }
+    status = {"paid": "processing", "refunded": "processing"}.get(kind, kind)
+    fields = {
+        "schema_version": 2,
+        "event_id": f"{order_id}-{what}",
+        "event_type": kind,
+        "order_status": status,
+        "order_fingerprint": f"{kind}-{order_id}-{offset}",
+        "source_offset": offset,
+        **extra,
+    }
+    return record(order_id=order_id, **{**fields, **changes})
+
+
+def _order_of(r: dict) -> documents.Order:
+    return documents.order_of(orjson.dumps(r))
+
+
+def test_a_paid_event_writes_its_order_lines_and_ledger_and_status():
+    written = _order_of(event("paid"))
+    assert (written.head_role, written.document_id) == ("orders", "1001")
+    assert not {"event_id", "event_type", "order_status", "refund"} & set(written.document)
+    ledger = {doc_id: doc for role, doc_id, doc in written.parts if role == "ledger"}
+    assert ledger["1001-paid"]["amount"] == 118.8 and ledger["1001-paid"]["entry"] == "event"
+    assert [ledger[f"1001-paid-{n}"]["line_amount"] for n in (1, 2)] == [39.8, 19.9]
+    assert [ledger[f"1001-paid-{n}"]["quantity"] for n in (1, 2)] == [2, 1]
+    assert {d["event_time"] for d in ledger.values()} == {"2026-03-01T09:15:00.000Z"}
+    status, version = written.status
+    assert status["order_status"] == "processing" and version == 12
+
+
+def test_a_refund_writes_only_negative_ledger_documents_under_its_event_id():
+    written = _order_of(event("refunded", offset=40))
+    assert (written.head_role, written.document_id) == ("ledger", "1001-refund-7")
+    assert written.document["amount"] == -24.85 and written.document["refund_id"] == 7
+    assert written.document["refund_reason"] == "Wrong size"
+    assert written.document["order_fingerprint"] == "refunded-1001-40"
+    [(role, doc_id, line)] = written.parts
+    assert (role, doc_id) == ("ledger", "1001-refund-7-1")
+    assert (line["quantity"], line["line_amount"], line["category"]) == (-1, -19.9, "T-shirts")
+    assert written.lines == [] and written.status[1] == 40
+
+
+@pytest.mark.parametrize("kind", ["cancelled", "failed"])
+def test_a_cancellation_or_failure_moves_no_money(kind):
+    written = _order_of(event(kind))
+    assert written.head_role == "ledger" and written.document["amount"] == 0.0
+    assert written.parts == [] and written.status[0]["order_status"] == kind
+
+
+def test_a_record_without_event_fields_is_its_orders_paid_event_without_a_status():
+    written = _order_of(record())
+    assert written.head_role == "orders"
+    ledger = {doc_id for role, doc_id, _ in written.parts if role == "ledger"}
+    assert ledger == {"1001-paid", "1001-paid-1", "1001-paid-2"}
+    assert written.status is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"event_type": "shipped"}, "unknown event_type shipped"),
+        ({"event_type": 3}, "wrong type for event_type"),
+        ({"refund": None, "event_type": "refunded"}, "missing field refund"),
+        ({"refund": {"refund_id": 1}}, "refund on a non-refunded event"),
+        ({"source_offset": "12"}, "wrong type for source_offset"),
+        ({"source_offset": -1}, "wrong type for source_offset"),
+    ],
+)
+def test_bad_event_fields_are_named(changes, reason):
+    with pytest.raises(documents.BadRecord) as caught:
+        _order_of(event("paid", **changes))
+    assert reason in str(caught.value).split("; ")
+
+
+def test_a_refund_of_the_wrong_shape_is_named():
+    bad = event("refunded")
+    bad["refund"] = {**bad["refund"], "amount": "24.85"}
+    bad["refund"]["items"] = [{**bad["refund"]["items"][0], "quantity": 1.5}, 7]
+    with pytest.raises(documents.BadRecord) as caught:
+        _order_of(bad)
+    assert str(caught.value).split("; ") == [
+        "wrong type for refund.amount",
+        "wrong type for refund.items[0].quantity",
+        "wrong type for refund.items[1]",
+    ]

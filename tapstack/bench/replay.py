@@ -47,7 +47,7 @@ from tapstack.native.kafka import admin
 from tapstack.native.stack import PIPELINE, Stack
 
 ROLES = ("purchase", "analysis", "dashboard", "dead_letter")
-INDEX_ROLES = ("orders", "lines")
+INDEX_ROLES = ("orders", "lines", "ledger", "statuses")
 
 
 @dataclass(frozen=True)

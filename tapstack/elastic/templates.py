@@ -19,6 +19,8 @@ TEMPLATE_DIR = contracts.ROOT / "kibana" / "index-templates"
 TEMPLATES = {
     "orders": "orders",
     "lines": "lines",
+    "ledger": "ledger",
+    "statuses": "statuses",
     "privacy": "privacy",
     "quality": "quality",
     "drift": "drift",

@@ -27,8 +27,19 @@ from tapstack.elastic.templates import mapping_properties
 
 SOURCE_SYSTEM = "spark_mllib"
 
-# Fields of a Topic_Dashboard record that are not copied onto the order document.
-_NOT_ON_ORDER = ("items", "timestamp", "schema_version", "source_partition", "source_offset")
+# Fields of a Topic_Dashboard record that are not copied onto the order document (the event
+# fields go to the ledger and the order's status document).
+_NOT_ON_ORDER = (
+    "items",
+    "timestamp",
+    "schema_version",
+    "source_partition",
+    "source_offset",
+    "event_id",
+    "event_type",
+    "order_status",
+    "refund",
+)
 # Order-template fields the loader sets itself; a record's own values for them are replaced.
 _DERIVED = ("products", "categories", "source_system")
 # Order fields repeated on each line so that line panels can be filtered like order panels.
@@ -50,6 +61,33 @@ _LINE_FIELDS = {
     "unit_price": "unit_price",
     "total": "line_total",
 }
+# Record field -> ledger field, on every ledger document of an event.
+_EVENT_FIELDS_ON_LEDGER = {
+    "event_id": "event_id",
+    "event_type": "event_type",
+    "order_id": "order_id",
+    "order_status": "order_status",
+    "event_time": "event_time",
+    "currency": "currency",
+    "customer_id": "customer_id",
+    "purchase_behaviour": "purchase_behaviour",
+    "spender_type": "spender_type",
+}
+# Refund field -> ledger field of the event's document, and refund line field -> ledger field.
+_REFUND_FIELDS = {"refund_id": "refund_id", "amount": "amount", "reason": "refund_reason"}
+_REFUND_LINE_FIELDS = {
+    "product_id": "product_id",
+    "product_name": "product_name",
+    "sku": "sku",
+    "category": "category",
+    "quantity": "quantity",
+    "amount": "line_amount",
+}
+# A paid event writes an order document, the others only the ledger. A record without event
+# fields (written before contract v2) is its order's paid event, as process_orders reads a
+# version 1 line.
+PAID = "paid"
+EVENT_TYPES = ("paid", "refunded", "cancelled", "failed")
 REQUIRED = ("order_id", "order_fingerprint")
 MAX_REASONS = 10  # a record with thousands of bad items gets a readable reason
 KEYWORD_MAX_BYTES = 32766  # Lucene's longest term: a longer keyword is refused
@@ -66,16 +104,28 @@ class BadRecord(ValueError):
 
 @dataclass(frozen=True)
 class Order:
-    """What one good record writes: the order document and its lines, with their ids."""
+    """What one good record (one event of an order) writes, with the ids.
+
+    head: the document created once, first version wins, whose fingerprint tells a replay
+    from a reused id: the order document (index role "orders") for a paid event, the event's
+    ledger document ("ledger") for the others. parts: (role, id, document) written with it
+    and taken back when it is refused: a paid order's lines and its ledger documents, a
+    refund's ledger lines. status: the order's status document and its external version,
+    written once the head is in (None for a version 1 record, which has no status).
+    """
 
     order_id: int
     fingerprint: str
+    head_role: str
+    document_id: str
     document: dict[str, Any]
-    lines: list[tuple[str, dict[str, Any]]]
+    parts: list[tuple[str, str, dict[str, Any]]]
+    status: tuple[dict[str, Any], int] | None = None
 
     @property
-    def document_id(self) -> str:
-        return order_document_id(self.document)
+    def lines(self) -> list[tuple[str, dict[str, Any]]]:
+        """(id, document) of the parts in the lines index."""
+        return [(doc_id, doc) for role, doc_id, doc in self.parts if role == "lines"]
 
 
 def order_document_id(record: dict[str, Any]) -> str:
@@ -136,16 +186,32 @@ def order_of(value: bytes | None) -> Order:
     """The documents of one Topic_Dashboard record, or BadRecord with every reason found."""
     record = parse(value)
     found = problems(record)
+    if not found:
+        record = with_event(record)
     if found:
         shown = found[:MAX_REASONS]
         if len(found) > MAX_REASONS:
             shown.append(f"{len(found) - MAX_REASONS} more")
         raise BadRecord("; ".join(shown))
+    ledger = [("ledger", doc_id, doc) for doc_id, doc in ledger_documents(record)]
+    if record["event_type"] == PAID:
+        head_role, document_id, document = (
+            "orders",
+            order_document_id(record),
+            order_document(record),
+        )
+        parts = [("lines", doc_id, doc) for doc_id, doc in line_documents(record)] + ledger
+    else:
+        (_, document_id, document), *parts = ledger
+        head_role = "ledger"
     return Order(
         order_id=record["order_id"],
         fingerprint=record["order_fingerprint"],
-        document=order_document(record),
-        lines=line_documents(record),
+        head_role=head_role,
+        document_id=document_id,
+        document=document,
+        parts=parts,
+        status=status_document(record),
     )
 
 
@@ -175,24 +241,68 @@ def problems(record: dict[str, Any]) -> list[str]:
             problem = _value_problem(value, mapping_type)
             if problem:
                 found.append(problem.format(name))
-    items = record.get("items")
+    found += _event_problems(record)
+    found += _lines_problems(record.get("items"), "items", _item_types())
+    refund = record.get("refund")
+    if refund is not None:
+        if not isinstance(refund, dict):
+            found.append("wrong type for refund")
+        else:
+            found += _object_problems(refund, "refund", _refund_types())
+            found += _lines_problems(refund.get("items"), "refund.items", _refund_line_types())
+    return found
+
+
+def _event_problems(record: dict[str, Any]) -> list[str]:
+    """The event fields the ledger and the status document need, judged like the others."""
+    found = []
+    for name in ("event_id", "event_type", "order_status"):
+        value = record.get(name)
+        problem = None if value is None else _value_problem(value, "keyword")
+        if problem:
+            found.append(problem.format(name))
+    kind = record.get("event_type")
+    if isinstance(kind, str) and kind not in EVENT_TYPES:
+        found.append(f"unknown event_type {kind[:40]}")
+    if kind not in (None, PAID) and record.get("event_id") is None:
+        found.append("missing field event_id")
+    if kind == "refunded" and record.get("refund") is None:
+        found.append("missing field refund")
+    elif kind != "refunded" and record.get("refund") is not None:
+        found.append("refund on a non-refunded event")
+    if record.get("order_status") is not None:
+        # The status document's external version: a non-negative long.
+        offset = record.get("source_offset")
+        if type(offset) is not int or not 0 <= offset < _RANGES["long"]:
+            found.append("wrong type for source_offset")
+    return found
+
+
+def _lines_problems(items: Any, where: str, fields: tuple[tuple[str, str], ...]) -> list[str]:
+    """The problems of an array of order or refund lines (none when it is absent)."""
     if items is None:
-        return found
+        return []
     if not isinstance(items, list):
-        return [*found, "wrong type for items"]
-    item_fields = _item_types()
+        return [f"wrong type for {where}"]
+    found = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            found.append(f"wrong type for items[{index}]")
-            continue
-        for field, mapping_type in item_fields:
-            value = item.get(field)
-            if value is None:
-                found.append(f"missing field items[{index}].{field}")
-            elif not _plainly_good(value, mapping_type):
-                problem = _value_problem(value, mapping_type)
-                if problem:
-                    found.append(problem.format(f"items[{index}].{field}"))
+            found.append(f"wrong type for {where}[{index}]")
+        else:
+            found += _object_problems(item, f"{where}[{index}]", fields)
+    return found
+
+
+def _object_problems(value: dict, where: str, fields: tuple[tuple[str, str], ...]) -> list[str]:
+    found = []
+    for field, mapping_type in fields:
+        item = value.get(field)
+        if item is None:
+            found.append(f"missing field {where}.{field}")
+        elif not _plainly_good(item, mapping_type):
+            problem = _value_problem(item, mapping_type)
+            if problem:
+                found.append(problem.format(f"{where}.{field}"))
     return found
 
 
@@ -204,6 +314,18 @@ def _item_types() -> tuple[tuple[str, str], ...]:
     """(item field, mapping type of the line field it becomes), in _LINE_FIELDS order."""
     lines = _types("lines")
     return tuple((field, lines[line_field]) for field, line_field in _LINE_FIELDS.items())
+
+
+@cache
+def _refund_types() -> tuple[tuple[str, str], ...]:
+    ledger = _types("ledger")
+    return tuple((field, ledger[name]) for field, name in _REFUND_FIELDS.items())
+
+
+@cache
+def _refund_line_types() -> tuple[tuple[str, str], ...]:
+    ledger = _types("ledger")
+    return tuple((field, ledger[name]) for field, name in _REFUND_LINE_FIELDS.items())
 
 
 def _plainly_good(value: Any, mapping_type: str) -> bool:
@@ -302,3 +424,66 @@ def line_documents(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         doc["source_system"] = SOURCE_SYSTEM
         docs.append((line_document_id(record["order_id"], number), doc))
     return docs
+
+
+def with_event(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its event named: a record without event fields is a paid event."""
+    if record.get("event_type") is not None and record.get("event_id") is not None:
+        return record
+    kind = record.get("event_type") or PAID
+    return {"event_id": f"{record['order_id']}-{kind}", **record, "event_type": kind}
+
+
+def ledger_document_id(event_id: str, line_number: int | None = None) -> str:
+    return event_id if line_number is None else f"{event_id}-{line_number}"
+
+
+def ledger_documents(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) of the event's ledger documents: first the event's own (its whole
+    money movement: + the total when paid, - the refund, 0 when cancelled or failed), then
+    one per line it moves (+ each order line when paid, - each refunded line), numbered from
+    1. Amounts not tied to a line (shipping, a refund of an amount only) are in the event's
+    document alone, so sums by product need not add up to the net."""
+    shared = {
+        name: record[field] for field, name in _EVENT_FIELDS_ON_LEDGER.items() if field in record
+    }
+    shared["source_system"] = SOURCE_SYSTEM
+    event_id, kind = record["event_id"], record["event_type"]
+    head = {**shared, "entry": "event", "order_fingerprint": record["order_fingerprint"]}
+    if "payment_method" in record:
+        head["payment_method"] = record["payment_method"]
+    lines: list[dict[str, Any]] = []
+    if kind == PAID:
+        head["amount"] = record["total"]
+        for item in record.get("items") or []:
+            line = {name: item[field] for field, name in _LINE_FIELDS.items()}
+            line["line_amount"] = line.pop("line_total")
+            line.pop("unit_price")
+            lines.append(line)
+    elif kind == "refunded":
+        refund = record["refund"]
+        head["amount"] = -refund["amount"]
+        head["refund_id"] = refund["refund_id"]
+        head["refund_reason"] = refund["reason"]
+        for item in refund["items"]:
+            line = {name: item[field] for field, name in _REFUND_LINE_FIELDS.items()}
+            line["quantity"], line["line_amount"] = -line["quantity"], -line["line_amount"]
+            lines.append(line)
+    else:
+        head["amount"] = 0.0
+    docs = [(ledger_document_id(event_id), head)]
+    for number, line in enumerate(lines, start=1):
+        doc = {**shared, "entry": "line", "line_number": number, **line}
+        docs.append((ledger_document_id(event_id, number), doc))
+    return docs
+
+
+def status_document(record: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+    """The order's status document and its external version (the event's offset in
+    Topic_Purchase, where an order's events keep their order), or None without a status."""
+    if record.get("order_status") is None:
+        return None
+    fields = ("order_id", "order_status", "event_id", "event_type", "event_time", "currency")
+    doc = {name: record[name] for name in (*fields, "customer_id") if name in record}
+    doc["source_system"] = SOURCE_SYSTEM
+    return doc, record["source_offset"]

@@ -97,8 +97,14 @@ class Names:
     group: str
     orders: str
     lines: str
+    ledger: str
+    statuses: str
     dead_letter: str
     quality: str | None = None  # data-quality findings (conflicts); None: not recorded
+
+    def of(self, role: str) -> str:
+        """The index of a document role: orders, lines, ledger or statuses."""
+        return getattr(self, role)
 
     @classmethod
     def from_settings(cls) -> Names:
@@ -109,6 +115,8 @@ class Names:
             lines=contracts.index("lines"),
             dead_letter=contracts.topic("dead_letter"),
             quality=contracts.index("quality"),
+            ledger=contracts.index("ledger"),
+            statuses=contracts.index("statuses"),
         )
 
 
@@ -135,8 +143,8 @@ def outcome(op: str, status: int, error: Any, whole_request: bool, alone: bool) 
     """
     if 200 <= status < 300:
         return OK
-    if status == 409 and op == ACTION:
-        return EXISTS
+    if status == 409 and op in (ACTION, "index"):
+        return EXISTS  # created already; or, versioned, a status at this version or later
     if status == 404 and op == "delete" and not whole_request:
         return GONE
     if status == 413:
@@ -181,8 +189,13 @@ class _Pending:
     reason: str | None = None
     conflict: bool = False
     kept: str | None = None  # on a conflict: the fingerprint of the version that stays
-    created: list[str] = field(default_factory=list)  # line ids this attempt created
-    existing: list[str] = field(default_factory=list)  # line ids already there (409)
+    created: list[tuple[str, str]] = field(default_factory=list)  # parts this attempt created
+    existing: list[tuple[str, str]] = field(default_factory=list)  # parts already there (409)
+    written: bool = False  # the head is in: loaded now, or found from an earlier time
+
+    @property
+    def head(self) -> tuple[str, str]:
+        return self.order.head_role, self.order.document_id
 
 
 class Stopped(Exception):
@@ -269,55 +282,84 @@ class Loader:
         self._dead_letter(letters, gaps)
 
     def _load(self, group: list[_Pending]) -> None:
-        """Write records with distinct order ids: lines, then orders, then undo the failed."""
+        """Write records with distinct heads: their parts, then the heads, then undo the
+        failed; then the statuses of those that are in."""
         names = self.names
-        stored = self._stored_fingerprints([p.order.document_id for p in group])
+        stored = self._stored_heads([p.head for p in group])
         fresh = []
         for p in group:
-            if p.order.document_id not in stored:
+            if p.head not in stored:
                 fresh.append(p)
-            elif stored[p.order.document_id] == p.order.fingerprint:
+            elif stored[p.head] == p.order.fingerprint:
                 self.replayed += 1
+                p.written = True
             else:
-                self._conflict(p, stored[p.order.document_id])
+                self._conflict(p, stored[p.head])
 
-        lines = self._bulk(
-            ((names.lines, line_id), ({ACTION: {"_index": names.lines, "_id": line_id}}, doc))
+        parts = self._bulk(
+            ((names.of(role), doc_id), ({ACTION: {"_index": names.of(role), "_id": doc_id}}, doc))
             for p in fresh
-            for line_id, doc in p.order.lines
+            for role, doc_id, doc in p.order.parts
         )
         for p in fresh:
-            for line_id, _ in p.order.lines:
-                result = lines[(names.lines, line_id)]
+            for role, doc_id, _ in p.order.parts:
+                result = parts[(names.of(role), doc_id)]
                 if result.outcome == OK:
-                    p.created.append(line_id)
+                    p.created.append((role, doc_id))
                 elif result.outcome == EXISTS:
-                    p.existing.append(line_id)
+                    p.existing.append((role, doc_id))
                 elif p.reason is None:
                     p.reason = result.reason
 
         whole = [p for p in fresh if p.reason is None]
-        orders = self._bulk(
-            ((names.orders, p.order.document_id), _create(names.orders, p.order)) for p in whole
+        heads = self._bulk(
+            ((names.of(p.order.head_role), p.order.document_id), self._create(p.order))
+            for p in whole
         )
         raced = []
         for p in whole:
-            result = orders[(names.orders, p.order.document_id)]
+            result = heads[(names.of(p.order.head_role), p.order.document_id)]
             if result.outcome == OK:
                 self.loaded += 1
+                p.written = True
             elif result.outcome == EXISTS:
                 raced.append(p)  # created since we looked: by a loader of another generation
             else:
                 p.reason = result.reason
         if raced:
-            stored = self._stored_fingerprints([p.order.document_id for p in raced])
+            stored = self._stored_heads([p.head for p in raced])
             for p in raced:
-                if stored.get(p.order.document_id) == p.order.fingerprint:
+                if stored.get(p.head) == p.order.fingerprint:
                     self.replayed += 1
+                    p.written = True
                 else:
-                    self._conflict(p, stored.get(p.order.document_id))
+                    self._conflict(p, stored.get(p.head))
         self._undo([p for p in fresh if p.reason])
         self._record_conflicts([p for p in group if p.conflict])
+        self._write_statuses([p for p in group if p.written])
+
+    def _create(self, order: documents.Order) -> tuple[dict, dict]:
+        index = self.names.of(order.head_role)
+        return {ACTION: {"_index": index, "_id": order.document_id}}, order.document
+
+    def _write_statuses(self, written: list[_Pending]) -> None:
+        """Each written event's order status, versioned by its offset in Topic_Purchase: the
+        latest event of an order wins in whatever order the writes land, and a status already
+        there at that version or a later one answers 409, kept (a replay)."""
+        index = self.names.statuses
+        latest: dict[str, tuple[dict, int]] = {}  # one per order and request: the latest
+        for p in written:
+            if p.order.status is not None:
+                doc_id, (doc, version) = str(p.order.order_id), p.order.status
+                if doc_id not in latest or latest[doc_id][1] < version:
+                    latest[doc_id] = (doc, version)
+        actions = {}
+        for doc_id, (doc, version) in latest.items():
+            meta = {"_index": index, "_id": doc_id, "version": version}
+            actions[(index, doc_id)] = ({"index": meta | {"version_type": "external"}}, doc)
+        for (_, doc_id), result in self._bulk(actions.items()).items():
+            if result.outcome not in (OK, EXISTS):
+                log.error("the status %s was not written: %s", doc_id, result.reason)
 
     def _conflict(self, p: _Pending, kept: str | None) -> None:
         p.reason, p.conflict, p.kept = documents.conflict_reason(p.order.order_id), True, kept
@@ -341,29 +383,41 @@ class Loader:
                 log.error("the conflict %s was not recorded: %s", doc_id, result.reason)
 
     def _undo(self, failed: list[_Pending]) -> None:
-        """Delete the lines of orders that were not written, so no half order stays. Lines
-        that were there before are removed too (their order is not: they are a half order
-        left by an earlier attempt), except when another version of the order owns them."""
+        """Delete the parts of records that were not written, so no half order stays. Parts
+        that were there before are removed too (their head is not: they are a half order left
+        by an earlier attempt), except when another version of the record owns them."""
         victims = {
-            line_id: p for p in failed for line_id in p.created + ([] if p.conflict else p.existing)
+            part: p for p in failed for part in p.created + ([] if p.conflict else p.existing)
         }
         if not victims:
             return
-        lines = self.names.lines
+        names = self.names
         results = self._bulk(
-            ((lines, line_id), ({"delete": {"_index": lines, "_id": line_id}}, None))
-            for line_id in victims
+            (
+                (names.of(role), doc_id),
+                ({"delete": {"_index": names.of(role), "_id": doc_id}}, None),
+            )
+            for role, doc_id in victims
         )
-        for line_id, p in victims.items():
-            result = results[(lines, line_id)]
+        for (role, doc_id), p in victims.items():
+            result = results[(names.of(role), doc_id)]
             if result.outcome not in (OK, GONE):
-                log.error("line %s of a refused order stays: %s", line_id, result.reason)
-                note = "; its line documents could not be removed"
+                log.error("%s %s of a refused record stays: %s", role, doc_id, result.reason)
+                note = f"; its {role} documents could not be removed"
                 if p.reason and note not in p.reason:
                     p.reason += f"{note} ({result.reason})"
 
-    def _stored_fingerprints(self, ids: list[str]) -> dict[str, str | None]:
-        """order id -> fingerprint of the orders already loaded (a realtime get: unrefreshed
+    def _stored_heads(self, heads: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """(role, id) -> fingerprint of the heads already loaded, per index."""
+        stored = {}
+        for role in sorted({role for role, _ in heads}):
+            ids = [doc_id for r, doc_id in heads if r == role]
+            found = self._stored_fingerprints(ids, self.names.of(role))
+            stored |= {(role, doc_id): fingerprint for doc_id, fingerprint in found.items()}
+        return stored
+
+    def _stored_fingerprints(self, ids: list[str], index: str) -> dict[str, str | None]:
+        """id -> fingerprint of the heads already loaded in index (a realtime get: unrefreshed
         writes count)."""
         if not ids:
             return {}
@@ -371,7 +425,7 @@ class Loader:
         while True:
             try:
                 docs = self.es.mget(
-                    index=self.names.orders,
+                    index=index,
                     ids=ids,
                     source_includes=["order_fingerprint"],
                     filter_path="docs._id,docs.found,docs._source",
@@ -624,23 +678,19 @@ class _Forget(ConsumerRebalanceListener):
         self.assigned.update(assigned)
 
 
-def _create(index: str, order: documents.Order) -> tuple[dict, dict]:
-    return {ACTION: {"_index": index, "_id": order.document_id}}, order.document
-
-
 def _as_is(action: tuple[dict, dict | None]) -> tuple[dict, dict | None]:
     return action
 
 
 def _rounds(pending: list[_Pending]) -> Iterator[list[_Pending]]:
-    """Groups with distinct order ids, in batch order: a second record of an order id is
-    judged after the first one was written (a replay or a conflict then, never a race)."""
+    """Groups with distinct heads, in batch order: a second record of a head is judged after
+    the first one was written (a replay or a conflict then, never a race)."""
     while pending:
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         group, later = [], []
         for p in pending:
-            (later if p.order.document_id in seen else group).append(p)
-            seen.add(p.order.document_id)
+            (later if p.head in seen else group).append(p)
+            seen.add(p.head)
         yield group
         pending = later
 

@@ -51,6 +51,7 @@ def erase(
     finally:
         es.close()
     say(
-        f"Erasure {done.erasure_id}: {done.orders} orders and {done.lines} lines now carry "
-        f"{done.placeholder} instead of the customer id, without the first name."
+        f"Erasure {done.erasure_id}: {done.orders} orders, {done.lines} lines, "
+        f"{done.ledger} ledger and {done.statuses} status documents now carry "
+        f"{done.placeholder} instead of the customer id, orders without the first name."
     )

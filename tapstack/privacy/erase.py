@@ -53,6 +53,8 @@ class Erasure:
     placeholder: str
     orders: int
     lines: int
+    ledger: int = 0  # ledger documents (money movements and the lines they move)
+    statuses: int = 0
 
 
 def _anonymise(es: Elasticsearch, role: str, found: list[str], changes: dict) -> int:
@@ -73,8 +75,8 @@ def erase(
     user_id: int | None = None,
     now: datetime | None = None,
 ) -> Erasure:
-    """Anonymise every order and line document of this customer, known by e-mail, WordPress
-    user id or both, under one placeholder, and record the erasure."""
+    """Anonymise every order, line, ledger and status document of this customer, known by
+    e-mail, WordPress user id or both, under one placeholder, and record the erasure."""
     found = [customer_id(email, key)] if email else []
     if user_id:
         found.append(user_customer_id(user_id, key))
@@ -84,6 +86,8 @@ def erase(
     placeholder = f"erased-{erasure_id[:12]}"
     orders = _anonymise(es, "orders", found, {**ORDER_CHANGES, "customer_id": placeholder})
     lines = _anonymise(es, "lines", found, {"customer_id": placeholder})
+    ledger = _anonymise(es, "ledger", found, {"customer_id": placeholder})
+    statuses = _anonymise(es, "statuses", found, {"customer_id": placeholder})
     es.index(
         index=contracts.index("privacy"),
         id=erasure_id,
@@ -92,8 +96,10 @@ def erase(
             "erased_at": (now or datetime.now(UTC)).isoformat(),
             "orders": orders,
             "lines": lines,
+            "ledger": ledger,
+            "statuses": statuses,
             "customer_placeholder": placeholder,
         },
         refresh="wait_for",
     )
-    return Erasure(erasure_id, placeholder, orders, lines)
+    return Erasure(erasure_id, placeholder, orders, lines, ledger, statuses)
