@@ -14,6 +14,7 @@ import io
 import math
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,11 +27,12 @@ from tapstack.kibana import saved_objects
 from tapstack.report import queries
 from tapstack.report.panels import DASHBOARD
 from tapstack.report.summary import print_summary
-from tapstack.simulator import Simulator
+from tapstack.simulator import Lifecycle, Simulator, format_line, known_truth
 
 pytestmark = [pytest.mark.engines, pytest.mark.spark]
 
 N = 240
+CENT = Decimal("0.01")
 TZ = ZoneInfo(contracts.enrichment("shop_timezone"))
 
 
@@ -53,6 +55,7 @@ def shop(pipeline, engines):
     assert pipeline.wait_indexed(ids, timeout=180) == N
     expected_lines = sum(len(o.event["items"]) for o in orders)
     assert len(pipeline.wait_lines(ids, expected_lines)) == expected_lines
+    assert pipeline.wait_events(ids, N) == N, "and each paid event in the ledger"
     docs = pipeline.orders_by_id(ids)
     key = engines.customer_key().encode()
 
@@ -311,7 +314,7 @@ def test_every_saved_object_field_is_in_the_live_mapping(es, shop):
         assert kind in saved_objects.FIELD_TYPES[usage], f"{usage} on {index}.{field} ({kind})"
 
 
-def test_summary_figures_come_from_the_same_panels(es, shop, pipeline):
+def test_summary_figures_come_from_the_same_panels(es, shop, life, pipeline):
     figures = queries.kpis(es)
     assert figures["orders"] == queries.order_count(es) >= N
     assert set(figures["behaviour"]) <= {"Impulsive", "Reasoned"}
@@ -325,8 +328,15 @@ def test_summary_figures_come_from_the_same_panels(es, shop, pipeline):
     printed = print_summary(es, Console(file=out, width=120))
     assert printed["orders"] == figures["orders"]
     assert printed["revenue"] == pytest.approx(figures["revenue"])
+    assert printed["gross"] == pytest.approx(figures["gross"])
+    assert printed["refunds"] == pytest.approx(figures["refunds"])
     for title in (
-        "Total revenue",
+        "Gross revenue",
+        "Refunds",
+        "Net revenue",
+        "Cancellations",
+        "Top refunded products",
+        "Orders by status",
         "High Demand orders",
         "Behavioural segmentation",
         "Spender type",
@@ -339,3 +349,119 @@ def test_summary_figures_come_from_the_same_panels(es, shop, pipeline):
         "Label confidence",
     ):
         assert title in out.getvalue()
+
+
+# -- net revenue: an order's life after checkout (contract v2) ---------------------------------
+
+LIFE_ORDERS = 160
+NO_EMAIL_EVERY = 9  # phone, admin and POS orders: no billing e-mail (every 9th; half guests)
+
+
+@pytest.fixture(scope="module")
+def life(pipeline):
+    """LIFE_ORDERS orders and everything that followed them (refunds partial and full,
+    amount-only refunds, bank transfers cancelled unpaid, failed payments), some without an
+    e-mail, through the real pipeline, and the known truth added up from their log lines."""
+    first = pipeline.order_id_block()
+    simulator = Simulator(
+        seed=41,
+        start=datetime(2026, 4, 6, 9, 0),
+        order_id_start=first,
+        lifecycle=Lifecycle().compressed(timedelta(days=2)),
+    )
+    events = [*simulator.orders(LIFE_ORDERS), *simulator.flush()]
+    for simulated in events:
+        if (simulated.order_id - first) % NO_EMAIL_EVERY == 0:
+            customer = simulated.event["customer"]
+            customer["email"] = ""
+            if simulated.order_id % 2:
+                customer["id"] = 0
+    pipeline.append(events)
+    ids = sorted({e.order_id for e in events})
+    assert pipeline.wait_events(ids, len(events)) == len(events), "every event in the ledger"
+    latest = {e.order_id: e.event["event_id"] for e in events}  # events come in time order
+    assert pipeline.wait_statuses(latest) == latest, "each order's status from its latest event"
+    truth = known_truth(format_line(e.event) for e in events)
+    kinds = Counter(e.event["event_type"] for e in events)
+    assert kinds["refunded"] and kinds["cancelled"] and kinds["failed"], "a whole lifecycle"
+    assert any(not e.event["refund"]["items"] for e in events if "refund" in e.event)
+    return {"events": events, "ids": ids, "truth": truth}
+
+
+def cents(value) -> Decimal:
+    return Decimal(repr(value or 0.0)).quantize(Decimal("0.01"))
+
+
+def test_gross_refunds_and_net_equal_the_log(es, life):
+    truth = life["truth"]
+    assert cents(panel(es, life, "gross-revenue").value) == truth.gross.quantize(CENT)
+    assert cents(panel(es, life, "refunds").value) == -truth.refunds.quantize(CENT)
+    assert cents(panel(es, life, "total-revenue").value) == truth.net.quantize(CENT)
+    assert truth.refunds > 0 and truth.net < truth.gross
+    assert panel(es, life, "orders").value == truth.paid, "an order counts once paid"
+    assert panel(es, life, "cancellations").value == truth.cancelled
+
+
+def test_net_revenue_per_day_counts_each_refund_on_its_own_day(es, life):
+    by_day = life["truth"].by_day
+    rows = panel(es, life, "revenue-per-day").rows
+    assert {r["day"] for r in rows} >= set(by_day)
+    for row in rows:
+        expected = by_day[row["day"]].net if row["day"] in by_day else Decimal(0)
+        assert cents(row["revenue"]) == expected.quantize(CENT), row["day"]
+
+
+def test_net_revenue_by_category_and_product(es, life):
+    truth = life["truth"]
+    rows = panel(es, life, "revenue-by-category").rows
+    assert {r["category"]: cents(r["revenue"]) for r in rows} == {
+        category: money.net.quantize(CENT) for category, money in truth.by_category.items()
+    }
+    names = {
+        item["product_id"]: item["product_name"]
+        for e in life["events"]
+        for item in e.event["items"]
+    }
+    net = {names[pid]: m.net.quantize(CENT) for pid, m in truth.by_product.items()}
+    rows = panel(es, life, "top-products-revenue").rows
+    ranked = sorted(net.items(), key=lambda kv: (-kv[1], kv[0]))[: len(rows)]
+    assert [(r["product"], cents(r["revenue"])) for r in rows] == ranked
+
+
+def test_net_units_and_top_refunded_products(es, life):
+    units: Counter = Counter()
+    refunds: Counter = Counter()
+    for e in life["events"]:
+        if e.event["event_type"] == "paid":
+            units.update({i["product_name"]: i["quantity"] for i in e.event["items"]})
+        elif e.event["event_type"] == "refunded":
+            for line in e.event["refund"]["items"]:
+                units[line["product_name"]] -= line["quantity"]
+                refunds[line["product_name"]] += 1
+    rows = panel(es, life, "top-products-units").rows
+    assert [(r["product"], r["units"]) for r in rows] == sorted(
+        units.items(), key=lambda kv: (-kv[1], kv[0])
+    )[: len(rows)]
+    rows = panel(es, life, "top-refunded-products").rows
+    assert {r["product"]: r["refunds"] for r in rows} == dict(
+        sorted(refunds.items(), key=lambda kv: (-kv[1], kv[0]))[: len(rows)]
+    )
+
+
+def test_orders_by_status_are_each_orders_latest(es, life):
+    rows = panel(es, life, "orders-by-status").rows
+    assert {r["status"]: r["orders"] for r in rows} == life["truth"].orders_by_status
+
+
+def test_orders_without_an_e_mail_are_loaded_under_their_user_or_as_guests(es, life, pipeline):
+    first = life["ids"][0]
+    paid = [
+        e
+        for e in life["events"]
+        if e.event["event_type"] == "paid" and (e.order_id - first) % NO_EMAIL_EVERY == 0
+    ]
+    docs = pipeline.orders_by_id([e.order_id for e in paid])
+    assert len(docs) == len(paid) > 0
+    for e in paid:
+        has_user = e.event["customer"]["id"] > 0
+        assert ("customer_id" in docs[e.order_id]) == has_user, e.order_id

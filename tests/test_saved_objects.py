@@ -62,7 +62,14 @@ def test_every_line_is_a_saved_object():
 def test_ids_are_fixed_and_unique():
     ids = [o["id"] for o in OBJECTS]
     assert len(ids) == len(set(ids))
-    expected = {"tap-orders", "tap-lines", "tap-quality", "tap-drift", "tap-models"}
+    expected = {
+        "tap-orders",
+        "tap-ledger",
+        "tap-statuses",
+        "tap-quality",
+        "tap-drift",
+        "tap-models",
+    }
     expected.add("tap-dashboard-ceo")
     expected |= {
         f"tap-{'search' if p.chart == 'records' else 'lens'}-{p.key}" for p in DASHBOARD.panels
@@ -74,7 +81,8 @@ def test_ids_are_fixed_and_unique():
 def test_data_views_are_the_indices_of_the_settings():
     assert {
         "tap-orders": contracts.index("orders"),
-        "tap-lines": contracts.index("lines"),
+        "tap-ledger": contracts.index("ledger"),
+        "tap-statuses": contracts.index("statuses"),
         "tap-quality": contracts.index("quality"),
         "tap-drift": contracts.index("drift"),
         "tap-models": contracts.index("models"),
@@ -165,19 +173,24 @@ def test_dashboard_title_time_range_and_layout():
     titles = [p["title"] for p in panels]
     assert len(titles) == len(set(titles))
     for wanted in (
-        "Total revenue",
+        "Net revenue",
+        "Gross revenue",
+        "Refunds",
         "Orders",
         "Average order value",
-        "Revenue per day",
+        "Net revenue per day",
         "Top products by units",
         "Top products by revenue",
         "Impulsive vs Reasoned buyers",
-        "Revenue by behaviour",
+        "Net revenue by behaviour",
         "Spender type",
         "High Demand orders",
         "High Demand alerts",
         "Top customers by lifetime value",
         "Recent orders",
+        "Orders by status",
+        "Top refunded products",
+        "Cancellations",
     ):
         assert wanted in titles
 

@@ -51,6 +51,8 @@ KIBANA_VERSION = contracts.version("elasticsearch")
 DATA_VIEW_NAMES = {
     "orders": "orders",
     "lines": "order lines",
+    "ledger": "money ledger",
+    "statuses": "order statuses",
     "quality": "data quality",
     "drift": "model drift",
     "models": "behaviour models",

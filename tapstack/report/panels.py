@@ -76,7 +76,7 @@ class Panel:
     key: str  # stable: saved-object ids, panel index and HTML ids derive from it
     title: str
     description: str
-    role: Literal["orders", "lines", "quality", "drift", "models"]
+    role: Literal["orders", "lines", "ledger", "statuses", "quality", "drift", "models"]
     chart: Chart
     grid: Grid
     metrics: tuple[Metric, ...] = ()
@@ -139,6 +139,8 @@ class Dashboard:
 TIME_FIELDS = {
     "orders": "event_time",
     "lines": "event_time",
+    "ledger": "event_time",
+    "statuses": "event_time",
     "quality": "detected_at",
     "drift": "measured_at",
     "models": "recorded_at",
@@ -161,7 +163,15 @@ def _latest(sort_field: str, *columns: tuple[str, str, Format]) -> tuple[Metric,
     )
 
 
-_REVENUE = Metric("revenue", f"Revenue ({CURRENCY})", "sum", "total", format="money")
+# Money comes from the ledger, each movement on the day it happened (a refund on its own
+# date, as WooCommerce Analytics counts it): net unless a panel says otherwise.
+_REVENUE = Metric("revenue", f"Net revenue ({CURRENCY})", "sum", "amount", format="money")
+_LINE_REVENUE = Metric("revenue", f"Net revenue ({CURRENCY})", "sum", "line_amount", format="money")
+EVENTS = ("entry", "event")  # a ledger document of a whole event (its money movement)
+LINES = ("entry", "line")  # a ledger document of a product line an event moves
+PAID = ("event_type", "paid")
+REFUNDED = ("event_type", "refunded")
+CANCELLED = ("event_type", "cancelled")
 _ORDERS = Metric("orders", "Orders", "count", format="integer")
 _ORDER_COLUMNS = (
     Column("order_id", "Order"),
@@ -176,12 +186,33 @@ PANELS: tuple[Panel, ...] = (
     # Row 1: the headline figures.
     Panel(
         key="total-revenue",
-        title="Total revenue",
-        description="Sum of the order totals.",
-        role="orders",
+        title="Net revenue",
+        description="Paid order totals less refunds.",
+        role="ledger",
         chart="metric",
-        grid=Grid(0, 0, 12, 5),
+        grid=Grid(0, 0, 8, 5),
         metrics=(_REVENUE,),
+        where=(EVENTS,),
+    ),
+    Panel(
+        key="gross-revenue",
+        title="Gross revenue",
+        description="Paid order totals, refunds not taken off.",
+        role="ledger",
+        chart="metric",
+        grid=Grid(8, 0, 8, 5),
+        metrics=(Metric("gross", f"Gross revenue ({CURRENCY})", "sum", "amount", format="money"),),
+        where=(EVENTS, PAID),
+    ),
+    Panel(
+        key="refunds",
+        title="Refunds",
+        description="Money given back, on the day of each refund (a negative sum).",
+        role="ledger",
+        chart="metric",
+        grid=Grid(16, 0, 8, 5),
+        metrics=(Metric("refunds", f"Refunds ({CURRENCY})", "sum", "amount", format="money"),),
+        where=(EVENTS, REFUNDED),
     ),
     Panel(
         key="orders",
@@ -189,16 +220,16 @@ PANELS: tuple[Panel, ...] = (
         description="Paid orders.",
         role="orders",
         chart="metric",
-        grid=Grid(12, 0, 12, 5),
+        grid=Grid(24, 0, 8, 5),
         metrics=(_ORDERS,),
     ),
     Panel(
         key="average-order-value",
         title="Average order value",
-        description="Average order total.",
+        description="Average paid order total.",
         role="orders",
         chart="metric",
-        grid=Grid(24, 0, 12, 5),
+        grid=Grid(32, 0, 8, 5),
         metrics=(
             Metric("aov", f"Average order value ({CURRENCY})", "avg", "total", format="money"),
         ),
@@ -209,19 +240,23 @@ PANELS: tuple[Panel, ...] = (
         description="Orders flagged stock_alert = High Demand.",
         role="orders",
         chart="metric",
-        grid=Grid(36, 0, 12, 5),
+        grid=Grid(40, 0, 8, 5),
         metrics=(Metric("orders", "High Demand orders", "count", format="integer"),),
         where=(HIGH_DEMAND,),
     ),
     # Row 2: the trend and the behaviour story.
     Panel(
         key="revenue-per-day",
-        title="Revenue per day",
-        description="Order totals per calendar day in the shop's time zone.",
-        role="orders",
+        title="Net revenue per day",
+        description=(
+            "Paid totals less refunds per calendar day in the shop's time zone, each on the "
+            "day it happened."
+        ),
+        role="ledger",
         chart="line",
         grid=Grid(0, 5, 30, 12),
         metrics=(_REVENUE,),
+        where=(EVENTS,),
         split=Split("day", "Day", "date_histogram", "event_time", format="date"),
     ),
     Panel(
@@ -237,12 +272,13 @@ PANELS: tuple[Panel, ...] = (
     # Row 3: money by segment.
     Panel(
         key="revenue-by-behaviour",
-        title="Revenue by behaviour",
-        description="Order totals per purchase behaviour.",
-        role="orders",
+        title="Net revenue by behaviour",
+        description="Paid totals less refunds per purchase behaviour of the buyer's visit.",
+        role="ledger",
         chart="bar",
         grid=Grid(0, 17, 16, 11),
         metrics=(_REVENUE,),
+        where=(EVENTS,),
         split=Split(
             "behaviour", "Behaviour", "terms", "purchase_behaviour", size=5, order_by="revenue"
         ),
@@ -259,33 +295,36 @@ PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         key="revenue-by-category",
-        title="Revenue by category",
-        description="Line totals per product category.",
-        role="lines",
+        title="Net revenue by category",
+        description="Line totals less refunded lines per product category.",
+        role="ledger",
         chart="bar_horizontal",
         grid=Grid(32, 17, 16, 11),
-        metrics=(Metric("revenue", f"Revenue ({CURRENCY})", "sum", "line_total", format="money"),),
+        metrics=(_LINE_REVENUE,),
+        where=(LINES,),
         split=Split("category", "Category", "terms", "category", size=10, order_by="revenue"),
     ),
     # Row 4: what sells.
     Panel(
         key="top-products-units",
         title="Top products by units",
-        description="Best sellers by units sold.",
-        role="lines",
+        description="Best sellers by units sold less units refunded.",
+        role="ledger",
         chart="bar_horizontal",
         grid=Grid(0, 28, 24, 13),
-        metrics=(Metric("units", "Units sold", "sum", "quantity", format="integer"),),
+        metrics=(Metric("units", "Net units sold", "sum", "quantity", format="integer"),),
+        where=(LINES,),
         split=Split("product", "Product", "terms", "product_name", size=10, order_by="units"),
     ),
     Panel(
         key="top-products-revenue",
         title="Top products by revenue",
-        description="Best sellers by line revenue.",
-        role="lines",
+        description="Best sellers by line revenue less refunded lines.",
+        role="ledger",
         chart="bar_horizontal",
         grid=Grid(24, 28, 24, 13),
-        metrics=(Metric("revenue", f"Revenue ({CURRENCY})", "sum", "line_total", format="money"),),
+        metrics=(_LINE_REVENUE,),
+        where=(LINES,),
         split=Split("product", "Product", "terms", "product_name", size=10, order_by="revenue"),
     ),
     # Row 5: who buys, and what needs attention.
@@ -454,6 +493,42 @@ PANELS: tuple[Panel, ...] = (
         grid=Grid(0, 87, 18, 10),
         metrics=(_ORDERS,),
         split=Split("confidence", "Confidence", "terms", "label_confidence", size=2),
+    ),
+    # Row 9: what comes back.
+    Panel(
+        key="orders-by-status",
+        title="Orders by status",
+        description="Each order's current WooCommerce status, set by its latest event.",
+        role="statuses",
+        chart="donut",
+        grid=Grid(18, 87, 15, 10),
+        metrics=(_ORDERS,),
+        split=Split("status", "Status", "terms", "order_status", size=10),
+    ),
+    Panel(
+        key="top-refunded-products",
+        title="Top refunded products",
+        description="Products refunded most often, with the units and the money given back.",
+        role="ledger",
+        chart="bar_horizontal",
+        grid=Grid(0, 97, 33, 12),
+        metrics=(
+            Metric("refunds", "Refunds", "count", format="integer"),
+            Metric("refunded_units", "Units refunded", "sum", "quantity", format="integer"),
+            Metric("refunded", f"Refunded ({CURRENCY})", "sum", "line_amount", format="money"),
+        ),
+        split=Split("product", "Product", "terms", "product_name", size=10, order_by="refunds"),
+        where=(LINES, REFUNDED),
+    ),
+    Panel(
+        key="cancellations",
+        title="Cancellations",
+        description="Orders cancelled, paid or not (a bank transfer never paid included).",
+        role="ledger",
+        chart="metric",
+        grid=Grid(33, 87, 15, 5),
+        metrics=(Metric("cancellations", "Cancellations", "count", format="integer"),),
+        where=(EVENTS, CANCELLED),
     ),
 )
 

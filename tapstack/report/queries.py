@@ -183,11 +183,15 @@ def run_dashboard(
 
 
 def kpis(es: Elasticsearch, results: Mapping[str, PanelResult] | None = None) -> dict[str, Any]:
-    """Total revenue, order count, average order value and the behaviour split."""
+    """Net, gross and refunded revenue, order count, average order value and the behaviour
+    split."""
     results = results or {
         key: run_panel(es, DASHBOARD.panel(key))
         for key in (
             "total-revenue",
+            "gross-revenue",
+            "refunds",
+            "cancellations",
             "orders",
             "average-order-value",
             "behaviour-share",
@@ -196,7 +200,10 @@ def kpis(es: Elasticsearch, results: Mapping[str, PanelResult] | None = None) ->
     }
     revenue_by = {row["behaviour"]: row["revenue"] for row in results["revenue-by-behaviour"].rows}
     return {
-        "revenue": results["total-revenue"].value,
+        "revenue": results["total-revenue"].value or 0.0,  # net
+        "gross": results["gross-revenue"].value or 0.0,
+        "refunds": results["refunds"].value or 0.0,  # negative: money given back
+        "cancellations": int(results["cancellations"].value or 0),
         "orders": int(results["orders"].value),
         "average_order_value": results["average-order-value"].value or 0.0,
         "behaviour": {
@@ -231,3 +238,9 @@ def top_products(es: Elasticsearch, size: int = 5, by: str = "units") -> list[di
 
 def order_count(es: Elasticsearch) -> int:
     return es.count(index=contracts.index("orders"))["count"]
+
+
+def event_count(es: Elasticsearch) -> int:
+    """Events of orders' lives loaded: one ledger document of each (entry "event")."""
+    query = {"term": {"entry": "event"}}
+    return es.count(index=contracts.index("ledger"), query=query)["count"]

@@ -49,9 +49,12 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
 
     head = Table(title=DASHBOARD.title, show_header=False)
     for key in (
+        "gross-revenue",
+        "refunds",
         "total-revenue",
         "orders",
         "average-order-value",
+        "cancellations",
         "high-demand-orders",
         "order-id-conflicts",
     ):
@@ -60,7 +63,7 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
     console.print(head)
 
     split = Table(title="Behavioural segmentation")
-    for column in ("Behaviour", "Orders", "Share", "Revenue"):
+    for column in ("Behaviour", "Orders", "Share", "Net revenue"):
         split.add_column(column, justify="left" if column == "Behaviour" else "right")
     for name, bucket in sorted(figures["behaviour"].items()):
         share = bucket["orders"] / figures["orders"] if figures["orders"] else 0
@@ -70,6 +73,8 @@ def print_summary(es: Elasticsearch, console: Console | None = None) -> dict[str
     for key in (
         "spender-type",
         "top-products-units",
+        "top-refunded-products",
+        "orders-by-status",
         "top-customers",
         "data-freshness",
         "model-versions",

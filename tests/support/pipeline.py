@@ -6,14 +6,18 @@ import itertools
 import json
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from elasticsearch.helpers import scan
 from kafka import KafkaConsumer, TopicPartition
 
 from tapstack import contracts, kafka_clients
 from tapstack.elastic.client import connect
 from tapstack.native.stack import Stack
-from tapstack.simulator import SimulatedOrder, Simulator, append_orders, format_line
+from tapstack.simulator import Lifecycle, SimulatedOrder, Simulator, append_orders, format_line
+
+# A month of refunds and bank transfers played in the half hour before the tests' clock.
+LIFE_WINDOW = timedelta(minutes=30)
 
 _blocks = itertools.count(1)
 
@@ -39,6 +43,24 @@ class Pipeline:
         simulator = Simulator(seed=seed, order_id_start=self.order_id_block())
         return simulator.backfill(n, end=end or self.now)
 
+    def simulate_life(
+        self, n: int, seed: int = 1, end: datetime | None = None
+    ) -> list[SimulatedOrder]:
+        """As simulate, with every event that followed the orders up to `end`: refunds,
+        cancellations, failed payments (contract v2)."""
+        lifecycle = Lifecycle().compressed(LIFE_WINDOW)
+        simulator = Simulator(seed=seed, order_id_start=self.order_id_block(), lifecycle=lifecycle)
+        return simulator.backfill(n, end=end or self.now)
+
+    def ledger_events(self, order_ids: list[int]) -> dict[str, dict]:
+        """event id -> the ledger's event document, of these orders."""
+        self.es.indices.refresh(index=contracts.index("ledger"))
+        of = [{"term": {"entry": "event"}}, {"terms": {"order_id": order_ids}}]
+        hits = scan(
+            self.es, index=contracts.index("ledger"), query={"query": {"bool": {"filter": of}}}
+        )
+        return {hit["_id"]: hit["_source"] for hit in hits}
+
     def append(self, orders: Iterable[SimulatedOrder]) -> int:
         return append_orders(self.log_path, orders)
 
@@ -58,6 +80,36 @@ class Pipeline:
         return self.es.count(
             index=contracts.index("orders"), query={"terms": {"order_id": list(order_ids)}}
         )["count"]
+
+    def count_events(self, order_ids: Iterable[int]) -> int:
+        """The orders' events in the ledger (one event document each)."""
+        self.es.indices.refresh(index=contracts.index("ledger"))
+        of = [{"term": {"entry": "event"}}, {"terms": {"order_id": list(order_ids)}}]
+        query = {"bool": {"filter": of}}
+        return self.es.count(index=contracts.index("ledger"), query=query)["count"]
+
+    def wait_events(self, order_ids: list[int], expected: int, timeout: float = 240) -> int:
+        """Wait until the orders' events in the ledger number `expected`; return how many are."""
+        deadline = time.monotonic() + timeout
+        count = self.count_events(order_ids)
+        while count < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+            count = self.count_events(order_ids)
+        return count
+
+    def wait_statuses(self, latest: dict[int, str], timeout: float = 120) -> dict[int, str]:
+        """Wait until each order's status document names the event expected (order id ->
+        event id); return what they name (a status is written once its event is in)."""
+        index = contracts.index("statuses")
+        query = {"terms": {"order_id": list(latest)}}
+        deadline = time.monotonic() + timeout
+        while True:
+            self.es.indices.refresh(index=index)
+            hits = self.es.search(index=index, query=query, size=len(latest))["hits"]["hits"]
+            found = {h["_source"]["order_id"]: h["_source"]["event_id"] for h in hits}
+            if found == latest or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
 
     def wait_indexed(self, order_ids: list[int], timeout: float = 120) -> int:
         """Wait until all order_ids are searchable; return how many are (== len on success)."""
