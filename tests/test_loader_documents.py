@@ -366,6 +366,7 @@ def test_a_record_without_event_fields_is_its_orders_paid_event_without_a_status
         ({"refund": {"refund_id": 1}}, "refund on a non-refunded event"),
         ({"source_offset": "12"}, "wrong type for source_offset"),
         ({"source_offset": -1}, "wrong type for source_offset"),
+        ({"total": None}, "missing field total"),
     ],
 )
 def test_bad_event_fields_are_named(changes, reason):
@@ -385,3 +386,20 @@ def test_a_refund_of_the_wrong_shape_is_named():
         "wrong type for refund.items[0].quantity",
         "wrong type for refund.items[1]",
     ]
+
+
+def test_a_paid_record_with_a_null_event_id_gets_its_own():
+    written = _order_of(event("paid", event_id=None))
+    assert {doc_id for _, doc_id, _ in written.parts if doc_id.startswith("1001-paid")} == {
+        "1001-paid",
+        "1001-paid-1",
+        "1001-paid-2",
+    }
+
+
+def test_a_refund_without_its_lines_is_named():
+    bad = event("refunded")
+    del bad["refund"]["items"]
+    with pytest.raises(documents.BadRecord) as caught:
+        _order_of(bad)
+    assert "missing field refund.items" in str(caught.value).split("; ")

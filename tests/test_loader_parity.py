@@ -20,6 +20,7 @@ from tapstack.loader import dead_letters
 from tests.test_loader_delivery import make_flow  # noqa: F401  (fixture)
 from tests.test_logstash_contract import (
     CONF,
+    LIFECYCLE,
     RECORDS,
     SETTINGS,
     Logstash,
@@ -40,8 +41,11 @@ class RealElasticsearch:
 
     def bulk(self, actions):
         operations = []
-        for action, index, doc_id, doc in actions:
-            operations += [{action: {"_index": self.rename[index], "_id": doc_id}}, doc]
+        for action, index, doc_id, doc, *versioning in actions:
+            meta = {"_index": self.rename[index], "_id": doc_id}
+            if versioning and versioning[1] is not None:  # the statuses' external versions
+                meta |= {"version": int(versioning[0]), "version_type": versioning[1]}
+            operations += [{action: meta}, doc]
         answer = self.es.bulk(operations=operations, filter_path="items.*.status")
         return [next(iter(item.values()))["status"] for item in answer["items"]]
 
@@ -68,12 +72,9 @@ def logstash_on(es, tmp_path):
 
     def make() -> tuple[Logstash, dict[str, str]]:
         stamp = uuid.uuid4().hex[:10]
-        rename = {
-            SETTINGS["indices"]["orders"]: f"paritytest{stamp}-orders",
-            SETTINGS["indices"]["lines"]: f"paritytest{stamp}-lines",
-            SETTINGS["indices"]["quality"]: f"paritytest{stamp}-quality",
-        }
-        for role in ("orders", "lines", "quality"):
+        roles = ("orders", "lines", "ledger", "statuses", "quality")
+        rename = {SETTINGS["indices"][role]: f"paritytest{stamp}-{role}" for role in roles}
+        for role in roles:
             body = templates.load_template(role)["template"]
             name = rename[SETTINGS["indices"][role]]
             es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
@@ -105,7 +106,7 @@ def test_the_native_loader_and_logstash_give_the_same_outcome(make_flow, logstas
         "order_fingerprint": "fp-reused",
         "items": first["items"] + [_sample_item(102, "Cap", "Hats", 1, 5.0)],
     }
-    batch_one = [first, first, reused, *RECORDS]
+    batch_one = [first, first, reused, *RECORDS, *LIFECYCLE]
     batch_two = [
         {**reused, "order_fingerprint": "fp-again"},
         first,
@@ -146,9 +147,9 @@ def test_the_native_loader_and_logstash_give_the_same_outcome(make_flow, logstas
     run, rename = logstash_on()
     run.send(values)
 
-    orders, lines = SETTINGS["indices"]["orders"], SETTINGS["indices"]["lines"]
-    assert _docs(es, rename[orders]) == _docs(es, flow.names.orders)
-    assert _docs(es, rename[lines]) == _docs(es, flow.names.lines)
+    for role in ("orders", "lines", "ledger", "statuses"):
+        assert _docs(es, rename[SETTINGS["indices"][role]]) == _docs(es, flow.names.of(role)), role
+    assert _docs(es, flow.names.ledger) and _docs(es, flow.names.statuses)
     assert len(_docs(es, flow.names.orders)) >= len(RECORDS) + 2
     guests = [d for d in _docs(es, flow.names.orders).values() if d["order_id"] in (7003, 7004)]
     assert len(guests) == 2 and all(d.get("customer_id") is None for d in guests)

@@ -91,6 +91,9 @@ EVENT_TYPES = ("paid", "refunded", "cancelled", "failed")
 REQUIRED = ("order_id", "order_fingerprint")
 MAX_REASONS = 10  # a record with thousands of bad items gets a readable reason
 KEYWORD_MAX_BYTES = 32766  # Lucene's longest term: a longer keyword is refused
+# The longest event id: ledger ids are it and "-<line>", and Elasticsearch refuses an _id over
+# 512 bytes for the whole bulk request (IndexRequest.validate, "id [...] is too long").
+EVENT_ID_MAX_BYTES = 256
 _RANGES = {"long": 2**63, "integer": 2**31}  # [-r, r)
 _DATE = re.compile(
     r"\A(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?"
@@ -249,6 +252,8 @@ def problems(record: dict[str, Any]) -> list[str]:
             found.append("wrong type for refund")
         else:
             found += _object_problems(refund, "refund", _refund_types())
+            if refund.get("items") is None:
+                found.append("missing field refund.items")
             found += _lines_problems(refund.get("items"), "refund.items", _refund_line_types())
     return found
 
@@ -261,11 +266,22 @@ def _event_problems(record: dict[str, Any]) -> list[str]:
         problem = None if value is None else _value_problem(value, "keyword")
         if problem:
             found.append(problem.format(name))
+    event_id = record.get("event_id")
+    if isinstance(event_id, str) and len(event_id.encode("utf-8", "surrogatepass")) > (
+        EVENT_ID_MAX_BYTES
+    ):
+        found.append(f"event_id longer than {EVENT_ID_MAX_BYTES} bytes")
     kind = record.get("event_type")
     if isinstance(kind, str) and kind not in EVENT_TYPES:
         found.append(f"unknown event_type {kind[:40]}")
+    expected = _expected_event_id(record)
+    if isinstance(event_id, str) and expected is not None and event_id != expected:
+        # Ledger ids derive from it: an id of another order's event would take its place.
+        found.append("event_id does not name this event (<order_id>-<event>)")
     if kind not in (None, PAID) and record.get("event_id") is None:
         found.append("missing field event_id")
+    if kind in (None, PAID) and record.get("total") is None:
+        found.append("missing field total")  # the paid event's money in the ledger
     if kind == "refunded" and record.get("refund") is None:
         found.append("missing field refund")
     elif kind != "refunded" and record.get("refund") is not None:
@@ -276,6 +292,18 @@ def _event_problems(record: dict[str, Any]) -> list[str]:
         if type(offset) is not int or not 0 <= offset < _RANGES["long"]:
             found.append("wrong type for source_offset")
     return found
+
+
+def _expected_event_id(record: dict[str, Any]) -> str | None:
+    """The id the contract gives the record's event (as process_orders checks it), or None
+    when the fields it is made of are not there or not of their types."""
+    order_id, kind, refund = record.get("order_id"), record.get("event_type"), record.get("refund")
+    if type(order_id) is not int or kind not in EVENT_TYPES:
+        return None
+    if kind != "refunded":
+        return f"{order_id}-{kind}"
+    refund_id = refund.get("refund_id") if isinstance(refund, dict) else None
+    return f"{order_id}-refund-{refund_id}" if type(refund_id) is int else None
 
 
 def _lines_problems(items: Any, where: str, fields: tuple[tuple[str, str], ...]) -> list[str]:
@@ -431,7 +459,7 @@ def with_event(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("event_type") is not None and record.get("event_id") is not None:
         return record
     kind = record.get("event_type") or PAID
-    return {"event_id": f"{record['order_id']}-{kind}", **record, "event_type": kind}
+    return {**record, "event_id": f"{record['order_id']}-{kind}", "event_type": kind}
 
 
 def ledger_document_id(event_id: str, line_number: int | None = None) -> str:
