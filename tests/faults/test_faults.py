@@ -35,9 +35,10 @@ def _write(pipeline, orders, rate=RATE, chunk=20):
         pipeline.append(orders[i : i + chunk])
 
 
-def _stream_with_fault(pipeline, seed, fault, at=0.4, n=N):
-    """Write n orders in the background and call fault() once `at` of them are written."""
-    orders = pipeline.simulate(n, seed=seed)
+def _stream_with_fault(pipeline, seed, fault, at=0.4, n=N, life=False):
+    """Write n orders (life: and the events that followed them) in the background and call
+    fault() once `at` of them are written."""
+    orders = (pipeline.simulate_life if life else pipeline.simulate)(n, seed=seed)
     writer = threading.Thread(target=_write, args=(pipeline, orders))
     writer.start()
     time.sleep(at * n / RATE)
@@ -64,6 +65,24 @@ def test_kill_a_pipeline_stage_mid_stream(pipeline, report, stage):
     orders = _stream_with_fault(pipeline, seed=100 + len(stage), fault=crash)
     _count(pipeline, f"kill -9 {stage}", orders, report)
     assert processes.find(run_dir, stage), "the supervisor restarted it"
+
+
+def test_kill_the_loader_with_refunds_and_cancellations_in_flight(pipeline, report):
+    """Orders and what followed them (refunds, cancellations, failed payments) written while
+    the loader is killed: each event in the ledger once, the net the log's, and each order's
+    status its latest event's."""
+    run_dir = pipeline.stack.run_dir
+
+    def crash():
+        assert processes.kill_hard(run_dir, "loader"), "the loader was not running"
+
+    events = _stream_with_fault(pipeline, seed=131, fault=crash, life=True)
+    figures = tally.tally_events(pipeline, events)
+    case = "kill -9 loader, order lifecycle"
+    report(case, figures.sent, figures.found, figures.lost, figures.duplicated, 0, figures.stuck)
+    tally.assert_events_clean(case, figures, events)
+    latest = {e.order_id: e.event["event_id"] for e in events}
+    assert pipeline.wait_statuses(latest) == latest
 
 
 def test_kill_the_kafka_broker_mid_stream(pipeline, report):
@@ -158,17 +177,30 @@ def test_a_line_written_in_two_pieces(pipeline, report):
 
 def test_replaying_every_topic_changes_no_count(pipeline, report):
     """Spark checkpoints and the loader's group are reset: everything is read again from the
-    earliest offsets; the idempotent ids keep every count as it was."""
+    earliest offsets; the idempotent ids (and the statuses' versions) keep every count and
+    every figure as it was. The orders come with their refunds, cancellations and failures."""
     stack, run_dir = pipeline.stack, pipeline.stack.run_dir
-    orders = pipeline.simulate(N, seed=127)
+    orders = pipeline.simulate_life(N, seed=127)
     _write(pipeline, orders)
-    assert pipeline.wait_indexed([o.order_id for o in orders]) == len(orders)
+    ids = sorted({o.order_id for o in orders})
+    assert pipeline.wait_events(ids, len(orders)) == len(orders)
+    latest = {o.order_id: o.event["event_id"] for o in orders}
+    assert pipeline.wait_statuses(latest) == latest
     es = pipeline.es
-    es.indices.refresh(index="_all")
-    before = (
-        es.count(index=contracts.index("orders"))["count"],
-        es.count(index=contracts.index("lines"))["count"],
-    )
+
+    def figures() -> tuple:
+        es.indices.refresh(index="_all")
+        counts = [es.count(index=contracts.index(r))["count"] for r in ("orders", "lines")]
+        counts += [es.count(index=contracts.index(r))["count"] for r in ("ledger", "statuses")]
+        net = es.search(
+            index=contracts.index("ledger"),
+            size=0,
+            query={"term": {"entry": "event"}},
+            aggs={"net": {"sum": {"field": "amount"}}},
+        )["aggregations"]["net"]["value"]
+        return (*counts, round(net, 2), pipeline.wait_statuses(latest))
+
+    before = figures()
 
     for stage in ("process_orders", "behaviour", "loader"):
         processes.stop(run_dir, stage)
@@ -189,11 +221,7 @@ def test_replaying_every_topic_changes_no_count(pipeline, report):
 
     time.sleep(5)
     processes.wait_until(caught_up, timeout=400, interval=2, what="the replay to catch up")
-    es.indices.refresh(index="_all")
-    after = (
-        es.count(index=contracts.index("orders"))["count"],
-        es.count(index=contracts.index("lines"))["count"],
-    )
+    after = figures()
     report(
         "replay all topics from earliest",
         before[0],

@@ -7,9 +7,12 @@ consumed everything and the record is still nowhere."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from tapstack.native import progress
-from tapstack.simulator import SimulatedOrder
+from tapstack.simulator import SimulatedOrder, format_line, known_truth
+
+CENT = Decimal("0.01")
 
 
 @dataclass
@@ -24,6 +27,29 @@ class Figures:
 
 def expected_lines(orders: list[SimulatedOrder]) -> set[str]:
     return {f"{o.order_id}-{i}" for o in orders for i in range(1, len(o.event["items"]) + 1)}
+
+
+def tally_events(pipeline, events: list[SimulatedOrder], timeout: float = 300) -> Figures:
+    """Wait (up to timeout) for every event in the ledger, then count; docs: event id -> the
+    ledger's event document."""
+    ids = sorted({e.order_id for e in events})
+    pipeline.wait_events(ids, len(events), timeout=timeout)
+    docs = pipeline.ledger_events(ids)
+    expected = {e.event["event_id"] for e in events}
+    lost, stuck = split_missing(pipeline, len(expected - set(docs)))
+    # An id is written once: a second copy of an event can only be one under another id.
+    duplicated = len(set(docs) - expected)
+    return Figures(len(events), len(docs), lost, duplicated, stuck, docs)
+
+
+def assert_events_clean(case: str, figures: Figures, events: list[SimulatedOrder]) -> None:
+    """0 lost, 0 duplicated, 0 stuck, and gross, refunds and net equal to the log's."""
+    assert figures.lost == 0, f"{case}: {figures.lost} events lost"
+    assert figures.duplicated == 0, f"{case}: {figures.duplicated} duplicates"
+    assert figures.stuck == 0, f"{case}: {figures.stuck} events stuck in a stage"
+    truth = known_truth(format_line(e.event) for e in events)
+    net = Decimal(repr(sum(d["amount"] for d in figures.docs.values()))).quantize(CENT)
+    assert net == truth.net.quantize(CENT), f"{case}: net {net}, the log's {truth.net}"
 
 
 def unconsumed(pipeline) -> int:
