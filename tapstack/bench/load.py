@@ -1,12 +1,13 @@
 """Sustained load on a running native stack: a paced writer, an Elasticsearch watcher, and a
 sampler of consumer lag, resident memory and CPU.
 
-The writer appends simulated orders to the stack's orders log at a fixed rate, one write() per
-line as the plugin does, and keeps the moment each append returned. The watcher asks
-Elasticsearch which of the appended, not yet seen order ids are searchable (a terms query on
-order_id, no _source) and keeps the moment the answer arrived: latency = seen - appended, both on
-this process's monotonic clock. The sampler takes, once a second, the lag of every stage and the
-memory and CPU of every process of the stack.
+The writer appends simulated order events (payments mixed with the refunds, cancellations and
+failed payments that follow them, each line under its own order id) to the stack's orders log
+at a fixed rate, one write() per line as the plugin does, and keeps the moment each append
+returned. The watcher asks Elasticsearch which of the appended, not yet seen order ids have their
+event in the ledger (a terms query on order_id, no _source) and keeps the moment the answer
+arrived: latency = seen - appended, both on this process's monotonic clock. The sampler takes,
+once a second, the lag of every stage and the memory and CPU of every process of the stack.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tapstack import contracts, kafka_clients
 from tapstack.bench import latency as calc
 from tapstack.native import processes
 from tapstack.native.stack import Stack
-from tapstack.simulator import Simulator, format_line, reassigned
+from tapstack.simulator import Lifecycle, Simulator, format_line, reassigned
 
 SPARK_JOBS = ("process_orders", "behaviour")
 POOL_SIZE = 2000  # distinct simulated orders per phase; later orders reuse their contents
@@ -44,16 +45,17 @@ TERMS_CHUNK = 10_000  # ids per terms query (Elasticsearch allows 65,536)
 
 
 class OrderLines:
-    """Log lines for order ids first_id, first_id+1, ...: the Simulator's orders, stamped now.
+    """Log lines for order ids first_id, first_id+1, ...: the Simulator's events, stamped now.
 
-    A pool of simulated orders (seeded, ids from first_id) gives the contents; each line gets
-    its own id and the current time as paid time, and is written by the simulator's
-    format_line, so the bytes are the plugin's.
+    A pool of simulated events (seeded, ids from first_id, with the lifecycle: about a quarter
+    are refunds, cancellations and failed payments) gives the contents; each line gets its own
+    order id (its event id following) and the current time as its event time, and is written
+    by the simulator's format_line, so the bytes are the plugin's.
     """
 
     def __init__(self, first_id: int, seed: int, pool_size: int = POOL_SIZE, stamp: bool = True):
         self.first_id = first_id
-        simulator = Simulator(seed=seed, order_id_start=first_id)
+        simulator = Simulator(seed=seed, order_id_start=first_id, lifecycle=Lifecycle())
         self.pool = [order.event for order in simulator.backfill(pool_size)]
         self.stamp = stamp
         self._tz = ZoneInfo(contracts.enrichment("shop_timezone"))
@@ -122,7 +124,8 @@ class Writer(threading.Thread):
 
 
 class Watcher(threading.Thread):
-    """Polls Elasticsearch for the appended orders not seen yet; seen[i] = first answer with i."""
+    """Polls Elasticsearch for the appended events not seen yet in the ledger; seen[i] = first
+    answer with i (each line has its own order id)."""
 
     def __init__(self, es: Elasticsearch, writer: Writer, first_id: int, interval: float):
         super().__init__(name="bench-watcher", daemon=True)
@@ -137,7 +140,7 @@ class Watcher(threading.Thread):
         self._low = 0  # every order below this index has been seen
         self._high = -1  # the highest index seen
         self._stop_event = threading.Event()
-        self.index = contracts.index("orders")
+        self.index = contracts.index("ledger")
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -179,7 +182,7 @@ class Watcher(threading.Thread):
     def _search(self, query: dict, size: int, sort: bool = False) -> list[dict]:
         response = self.es.search(
             index=self.index,
-            query={"bool": {"filter": query}},
+            query={"bool": {"filter": [query, {"term": {"entry": "event"}}]}},
             size=size,
             sort=[{"order_id": "asc"}] if sort else None,
             source=False,
@@ -191,7 +194,7 @@ class Watcher(threading.Thread):
     def _mark(self, hits: list[dict]) -> None:
         now = time.monotonic()
         for hit in hits:
-            index = int(hit["_id"]) - self.first_id
+            index = int(hit["_id"].split("-", 1)[0]) - self.first_id  # <order_id>-<event>
             if 0 <= index < self.seen.size and np.isnan(self.seen[index]):
                 self.seen[index] = now
                 self.count += 1
@@ -426,9 +429,9 @@ class Bench:
 
 
 def highest_order_id(es: Elasticsearch) -> int:
-    """The largest order id already indexed (0 for an empty index)."""
+    """The largest order id already in the ledger, which holds every event's (0 when empty)."""
     response = es.search(
-        index=contracts.index("orders"),
+        index=contracts.index("ledger"),
         size=0,
         aggs={"top": {"max": {"field": "order_id"}}},
         track_total_hits=False,
