@@ -63,6 +63,7 @@ def delivered(pipeline):
     pipeline.append(orders)
     ids = [o.order_id for o in orders]
     assert pipeline.wait_indexed(ids, timeout=180) == N
+    assert pipeline.wait_events(ids, N) == N, "the money panels read the ledger"
     return orders, ids
 
 
@@ -140,6 +141,7 @@ def test_report_of_orders_straddling_midnight(pipeline, es):
     pipeline.append(orders)
     ids = [o.order_id for o in orders]
     assert pipeline.wait_indexed(ids, timeout=180) == N
+    assert pipeline.wait_events(ids, N) == N, "the money panels read the ledger"
     page = report_html.render(queries.run_dashboard(es, extra=[{"terms": {"order_id": ids}}]))
     revenue = sum(o.event["total"] for o in orders)
     assert metric_card(page, "total-revenue") == report_html.fmt(revenue, "money")
